@@ -1,0 +1,36 @@
+# lorabench — `make reproduce` runs the papers' experiments, `make test` runs the suite.
+# Both create (or reuse) .venv. Without a GPU the CPU build of torch is installed first;
+# set TORCH_SPEC to pick another build, e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu".
+PYTHON     ?= python3
+VENV       ?= .venv
+BIN        := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+SCALE      ?= tiny
+LAUNCHER   ?= basic
+STAMP      := $(VENV)/.installed
+
+.PHONY: setup test reproduce reproduce-olora reproduce-cola reproduce-salora reproduce-mora demo report perf clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	if ! $(BIN)/python -c "import torch" 2>/dev/null; then \
+	  if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install torch; \
+	  else $(BIN)/python -m pip install $(TORCH_SPEC); fi; fi
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+# Until the paper reproductions land, the main job is a tiny-scale training run of every method on the
+# pretrained tiny Llama (stories260K), one result.json each under runs/.
+reproduce: demo
+
+demo: setup
+	HYDRA_FULL_ERROR=0 $(BIN)/python -m bench.train -m experiment=demo scale=$(SCALE) hydra/launcher=$(LAUNCHER)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""lorabench's runner side: Hydra entry point, training, tasks, evaluation, records, reporting."""

@@ -1,0 +1,79 @@
+"""Pre-flight of the command line: unknown group options and keys become one line with the valid choices.
+
+Hydra itself would print a multi-line message and exit 1; researchers sweeping hundreds of runs want the
+offending key, its value and what is valid, and exit code 2. ``HYDRA_FULL_ERROR=1`` skips this.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import UserError
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONFIG_NAME = "train"
+
+
+def _variants(overrides: list[str]) -> list[list[str]]:
+    """One override list per sweep value (others at their first value), so every value gets checked."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    sweeps = [(o.get_key_element(), [str(v) for v in o.sweep_string_iterator()]) for o in parsed if o.is_sweep_override()]
+    firsts = [f"{key}={values[0]}" for key, values in sweeps]
+    variants = [fixed + firsts]
+    for i, (key, values) in enumerate(sweeps):
+        for value in values[1:]:
+            variants.append(fixed + firsts[:i] + [f"{key}={value}"] + firsts[i + 1:])
+    return variants
+
+
+def _group_options(group: str) -> list[str]:
+    loader = GlobalHydra.instance().config_loader()
+    return sorted(loader.get_group_options(group))
+
+
+def _explain(err: Exception, overrides: list[str]) -> str:
+    text = str(err)
+    missing = re.search(r"Could not find '([^']+)'", text)
+    if isinstance(err, MissingConfigException) and missing:
+        group, _, option = missing.group(1).rpartition("/")
+        if group:
+            return f"{group}={option} is not an option of config group '{group}'; valid: {', '.join(_group_options(group))}"
+    bad_key = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
+    if bad_key:
+        full = bad_key.group(1)
+        parent, _, leaf = full.rpartition(".")
+        value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == full), "?")
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            base = compose(CONFIG_NAME)
+        node = OmegaConf.select(base, parent) if parent else base
+        keys = sorted(k for k in node.keys() if not str(k).startswith("_")) if hasattr(node, "keys") else []
+        return f"{full}={value}: '{leaf}' is not a key of '{parent or 'the config'}'; valid: {', '.join(map(str, keys))}"
+    return text.strip().splitlines()[0]
+
+
+def preflight(argv: list[str]) -> None:
+    """Raise UserError with one line if the overrides do not compose."""
+    if any(a in ("-h", "--help", "--hydra-help", "--info", "-i", "--cfg", "-c") or a.startswith("--cfg") for a in argv):
+        return
+    overrides = [a for a in argv if not a.startswith("-")]
+    try:
+        variants = _variants(overrides)
+    except HydraException as err:
+        raise UserError(str(err).strip().splitlines()[0]) from err
+    for variant in variants:
+        try:
+            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+                compose(CONFIG_NAME, overrides=variant)
+        except (HydraException, OmegaConfBaseException) as err:
+            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+                message = _explain(err, variant)
+            raise UserError(message) from err

@@ -1,0 +1,99 @@
+"""Tokenisation of canonical examples and the padding collator, per task kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+IGNORE = -100
+
+
+def _prompt_answer_ids(tokenizer, prompt: str, answer: str, max_length: int, add_eos: bool) -> tuple[list[int], list[int]]:
+    prompt_ids = tokenizer(prompt).input_ids
+    answer_ids = tokenizer(answer, add_special_tokens=False).input_ids + ([tokenizer.eos_token_id] if add_eos else [])
+    overflow = len(prompt_ids) + len(answer_ids) - max_length
+    if overflow > 0:  # keep the answer whole; cut the prompt's start (after BOS) instead
+        keep_bos = prompt_ids[:1] if prompt_ids and prompt_ids[0] == tokenizer.bos_token_id else []
+        prompt_ids = keep_bos + prompt_ids[len(keep_bos) + overflow:]
+    return prompt_ids, answer_ids
+
+
+def encode_sft(example: dict, tokenizer, max_length: int) -> dict:
+    """Loss on the answer only: prompt tokens are labelled IGNORE."""
+    prompt_ids, answer_ids = _prompt_answer_ids(tokenizer, example["prompt"], example["answer"], max_length, add_eos=True)
+    return {"input_ids": prompt_ids + answer_ids, "labels": [IGNORE] * len(prompt_ids) + answer_ids}
+
+
+def encode_choice(example: dict, tokenizer, max_length: int) -> dict:
+    """One sequence per candidate, labels on the candidate's tokens; ``label`` is the gold candidate."""
+    seqs, labels = [], []
+    for candidate in example["candidates"]:
+        prompt_ids, option_ids = _prompt_answer_ids(tokenizer, example["prompt"], candidate, max_length, add_eos=False)
+        seqs.append(prompt_ids + option_ids)
+        labels.append([IGNORE] * len(prompt_ids) + option_ids)
+    return {"input_ids": seqs, "labels": labels, "choice_label": int(example["label"])}
+
+
+def encode_cls(example: dict, tokenizer, max_length: int) -> dict:
+    enc = tokenizer(example["text"], example.get("text_pair"), truncation=True, max_length=max_length)
+    return {"input_ids": enc.input_ids, "labels": example["label"]}
+
+
+def pack_lm(examples: list[dict], tokenizer, block_size: int) -> list[dict]:
+    """Concatenate texts (EOS between) and cut into full blocks; the tail shorter than a block is dropped."""
+    stream: list[int] = []
+    for ex in examples:
+        stream += tokenizer(ex["text"]).input_ids + [tokenizer.eos_token_id]
+    return [{"input_ids": stream[i:i + block_size], "labels": stream[i:i + block_size]}
+            for i in range(0, len(stream) - block_size + 1, block_size)]
+
+
+ENCODERS = {"sft": encode_sft, "choice": encode_choice, "cls": encode_cls}
+
+
+def encode(kind: str, examples: list[dict], tokenizer, max_length: int) -> list[dict]:
+    if kind == "lm":
+        return pack_lm(examples, tokenizer, max_length)
+    return [ENCODERS[kind](ex, tokenizer, max_length) for ex in examples]
+
+
+def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long)
+
+
+class Collator:
+    """Right-pads input_ids/labels, builds attention_mask; flattens the candidates of choice examples."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if "choice_label" in features[0]:
+            ids = [seq for f in features for seq in f["input_ids"]]
+            labels = [seq for f in features for seq in f["labels"]]
+            batch = {"input_ids": _pad(ids, self.pad_token_id), "labels": _pad(labels, IGNORE),
+                     "choice_label": torch.tensor([f["choice_label"] for f in features]),
+                     "n_candidates": torch.tensor([len(f["input_ids"]) for f in features])}
+        else:
+            ids = [f["input_ids"] for f in features]
+            batch = {"input_ids": _pad(ids, self.pad_token_id)}
+            first = features[0]["labels"]
+            if isinstance(first, list):
+                batch["labels"] = _pad([f["labels"] for f in features], IGNORE)
+            else:
+                dtype = torch.float32 if isinstance(first, float) else torch.long
+                batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=dtype)
+        batch["attention_mask"] = (torch.arange(batch["input_ids"].shape[1])[None, :]
+                                   < torch.tensor([len(s) for s in ids])[:, None]).long()
+        return batch
+
+
+def option_mean_logprob(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean log-prob of each sequence's labelled tokens (MeZO's option score), shape (N,)."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
+    targets = labels[:, 1:]
+    mask = targets != IGNORE
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (logp * mask).sum(-1) / mask.sum(-1).clamp(min=1)

@@ -1,0 +1,122 @@
+"""The suite's own scorers, run on the in-memory model after training (lm-eval covers the built-in tasks).
+
+Each returns {metric: value} plus "{metric}_stderr" where the metric is a mean over examples.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy import stats
+from sklearn.metrics import f1_score, matthews_corrcoef
+from tqdm.auto import tqdm
+
+from .data import Collator, encode, option_mean_logprob
+from .tasks.instruct import final_number
+
+
+def _batches(items: list, size: int, desc: str):
+    for i in tqdm(range(0, len(items), size), desc=desc, leave=False, disable=None):
+        yield items[i:i + size]
+
+
+def _mean_with_stderr(name: str, values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=float)
+    stderr = float(arr.std(ddof=1) / math.sqrt(len(arr))) if len(arr) > 1 else 0.0
+    return {name: float(arr.mean()), f"{name}_stderr": stderr, f"{name}_n": len(arr)}
+
+
+@torch.no_grad()
+def score_choice(model, tokenizer, examples: list[dict], max_length: int, batch_size: int) -> dict[str, float]:
+    """argmax over candidates of the mean option-token log-prob (MeZO); accuracy over all examples."""
+    model.eval()
+    collate = Collator(tokenizer.pad_token_id)
+    features = encode("choice", examples, tokenizer, max_length)
+    correct = []
+    device = next(model.parameters()).device
+    for chunk in _batches(features, batch_size, "score choices"):
+        batch = {k: v.to(device) for k, v in collate(chunk).items()}
+        scores = option_mean_logprob(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+        offset = 0
+        for n, gold in zip(batch["n_candidates"].tolist(), batch["choice_label"].tolist()):
+            correct.append(float(int(scores[offset:offset + n].argmax()) == gold))
+            offset += n
+    return _mean_with_stderr("acc", correct)
+
+
+@torch.no_grad()
+def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int) -> list[str]:
+    model.eval()
+    device = next(model.parameters()).device
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # batched generation continues from the prompt's last real token
+    out: list[str] = []
+    try:
+        for chunk in _batches(prompts, batch_size, "generate"):
+            enc = tokenizer(chunk, return_tensors="pt", padding=True).to(device)
+            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id)
+            out += tokenizer.batch_decode(gen[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = side
+    return out
+
+
+def char_accuracy(predicted: str, gold: str) -> float:
+    predicted = predicted.strip()
+    return sum(p == g for p, g in zip(predicted, gold)) / len(gold)
+
+
+def score_uuid(model, tokenizer, examples: list[dict], max_length: int, batch_size: int) -> dict[str, float]:
+    answer_tokens = max(len(tokenizer(ex["answer"], add_special_tokens=False).input_ids) for ex in examples)
+    preds = greedy_answers(model, tokenizer, [ex["prompt"] for ex in examples], answer_tokens + 1, batch_size)
+    return _mean_with_stderr("char_acc", [char_accuracy(p, ex["answer"]) for p, ex in zip(preds, examples)])
+
+
+def score_gsm8k(model, tokenizer, examples: list[dict], max_length: int, batch_size: int) -> dict[str, float]:
+    preds = greedy_answers(model, tokenizer, [ex["prompt"] for ex in examples], 256, batch_size)
+    hits = [float(final_number(p) is not None and final_number(p) == final_number(ex["answer"])) for p, ex in zip(preds, examples)]
+    return _mean_with_stderr("exact_match", hits)
+
+
+@torch.no_grad()
+def score_glue(model, tokenizer, examples: list[dict], max_length: int, batch_size: int) -> dict[str, float]:
+    model.eval()
+    collate = Collator(tokenizer.pad_token_id)
+    features = encode("cls", examples, tokenizer, max_length)
+    device = next(model.parameters()).device
+    preds, golds = [], []
+    for chunk in _batches(features, batch_size, "score glue"):
+        batch = {k: v.to(device) for k, v in collate(chunk).items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+        preds += (logits[:, 0] if logits.shape[-1] == 1 else logits.argmax(-1)).tolist()
+        golds += batch["labels"].tolist()
+    if isinstance(golds[0], float):  # STS-B: regression
+        return {"pearson": float(stats.pearsonr(preds, golds)[0]), "spearman": float(stats.spearmanr(preds, golds)[0]),
+                "n": len(golds)}
+    correct = [float(p == g) for p, g in zip(preds, golds)]
+    out = _mean_with_stderr("acc", correct)
+    out["mcc"] = float(matthews_corrcoef(golds, preds))
+    if len(set(golds)) == 2:
+        out["f1"] = float(f1_score(golds, preds))
+    return out
+
+
+SCORERS: dict[str, Callable] = {
+    "suite:uuid_char_acc": score_uuid,
+    "suite:gsm8k_exact_match": score_gsm8k,
+    "suite:glue": score_glue,
+    "mezo (mean option log-prob)": score_choice,
+}
+
+
+def scorer_for(spec, use_local: bool) -> tuple[str, Callable | None]:
+    """Which scorer produces this task's headline metric in this run (recorded in result.json)."""
+    if spec.scorer in SCORERS:
+        return spec.scorer, SCORERS[spec.scorer]
+    if spec.family == "commonsense":
+        return "suite:choice (mean answer log-prob)", score_choice
+    return spec.scorer, None  # eval_loss / perplexity come from the trainer's evaluation

@@ -1,0 +1,130 @@
+"""Everything a run writes goes through here: atomic files, the result.json schema, error.json, resume/skip."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+RESULT = "result.json"
+ERROR = "error.json"
+METRICS = "metrics.jsonl"
+
+RESULT_KEYS = (
+    "method", "model", "task", "rank", "seed", "scale", "status", "metrics", "train_loss", "eval_loss",
+    "trainable_params", "total_params", "train_flops", "wall_s", "config", "versions", "git_sha",
+)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temp file in the same dir, fsync, rename: readers see the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def completed_result(run_dir: Path) -> dict | None:
+    result = read_json(Path(run_dir) / RESULT)
+    return result if result and result.get("status") == "ok" else None
+
+
+class MetricsLog:
+    """metrics.jsonl: one JSON line per logging step, flushed and fsynced as written."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / METRICS
+
+    def truncate_after(self, step: int) -> None:
+        """On resume, drop lines logged after the checkpoint we restart from (they will be logged again)."""
+        if not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines() if line.strip() and _step_of(line) <= step]
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+
+    def append(self, row: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def rows(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut by a kill mid-write
+        return out
+
+
+def _step_of(line: str) -> float:
+    try:
+        return json.loads(line).get("step", float("inf"))
+    except ValueError:
+        return float("inf")
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "peft", "lm-eval", "datasets", "accelerate", "hydra-core"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def git_sha(repo: Path | None = None) -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo or Path(__file__).resolve().parents[1],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def write_error(run_dir: Path, err: BaseException, step: int | None) -> None:
+    atomic_write_json(Path(run_dir) / ERROR, {
+        "status": "failed",
+        "type": type(err).__name__,
+        "message": str(err).splitlines()[0] if str(err) else type(err).__name__,
+        "step": step,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "traceback": traceback.format_exception(type(err), err, err.__traceback__),
+    })

@@ -1,0 +1,23 @@
+"""OmegaConf resolvers the configs use. ``${run_id:}`` names a run dir deterministically from its config."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from omegaconf import OmegaConf
+
+# Groups that define what is trained; paths, logging, force and hydra settings do not change the result.
+IDENTITY_KEYS = ("method", "model", "task", "trainer", "scale", "seed", "deterministic")
+
+
+def run_id(*, _root_) -> str:
+    identity = {k: OmegaConf.to_container(_root_[k], resolve=False) if OmegaConf.is_config(_root_[k]) else _root_[k]
+                for k in IDENTITY_KEYS if k in _root_}
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    m = _root_.method
+    return f"{m.name}-r{m.r}_{_root_.model.name}_{_root_.task.name}_{_root_.scale.name}_s{_root_.seed}_{digest}"
+
+
+if not OmegaConf.has_resolver("run_id"):
+    OmegaConf.register_new_resolver("run_id", run_id)

@@ -1,0 +1,154 @@
+"""One run, start to finish: load → apply the method → train (resuming if a checkpoint exists) → evaluate →
+result.json. Everything written goes through ``records``; the run dir comes from Hydra."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from transformers import TrainingArguments, set_seed
+
+from .data import Collator, encode
+from .errors import UserError
+from .evaluate import scorer_for
+from .models import count_parameters, load_model, load_tokenizer
+from .records import MetricsLog, atomic_write_json, atomic_write_text, completed_result, git_sha, versions, RESULT
+from .tasks import get_spec, load_task_data
+from .trainer import (AdapterTrainer, BenchState, FlopsCounter, MethodHooks, MetricsWriter, PeriodicScore,
+                      last_complete_checkpoint)
+
+# Keys of conf/trainer that are ours, not TrainingArguments'.
+BENCH_TRAINER_KEYS = {"nan_patience"}
+
+
+def check_environment(cfg: DictConfig) -> None:
+    if cfg.scale.require_gpu and not torch.cuda.is_available():
+        where = cfg.model.path if cfg.model.source == "hub" else cfg.model.name
+        raise UserError(f"scale={cfg.scale.name} needs a CUDA GPU and hub access (model {where!r}, task "
+                        f"{cfg.task.name!r}); no CUDA device found: use scale=tiny for an offline CPU run")
+
+
+def build_method(cfg: DictConfig):
+    try:
+        return instantiate(cfg.method)
+    except Exception as err:  # Hydra wraps the ValueError; keep its one line
+        cause = err
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, ValueError):
+            raise UserError(f"method.{str(cause)}" if not str(cause).startswith("method") else str(cause)) from err
+        raise
+
+
+def training_arguments(cfg: DictConfig, output_dir: Path, has_eval: bool) -> TrainingArguments:
+    kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k not in BENCH_TRAINER_KEYS}
+    if not has_eval:
+        kwargs["eval_strategy"] = "no"
+    try:
+        return TrainingArguments(
+            output_dir=str(output_dir), seed=cfg.seed, data_seed=cfg.seed, remove_unused_columns=False,
+            report_to=list(cfg.logger.report_to), include_num_input_tokens_seen=True, save_only_model=False,
+            load_best_model_at_end=False,  # a "best" restore could undo a COLA knot or a SaLoRA window
+            use_cpu=not torch.cuda.is_available(), disable_tqdm=False, **kwargs,
+        )
+    except (TypeError, ValueError) as err:
+        raise UserError(f"trainer: {str(err).splitlines()[0]}") from err
+
+
+def execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    done = completed_result(run_dir)
+    if done is not None and not cfg.force:
+        print(f"skip: {run_dir / RESULT} exists (force=true retrains)")
+        return done
+    check_environment(cfg)
+    if cfg.logger.get("wandb_mode"):
+        os.environ.setdefault("WANDB_MODE", cfg.logger.wandb_mode)
+    started = time.time()
+    set_seed(cfg.seed)
+    torch.use_deterministic_algorithms(bool(cfg.deterministic), warn_only=True)
+
+    spec = get_spec(cfg.task.name)
+    tokenizer = load_tokenizer(cfg.model)
+    data = load_task_data(cfg.task, cfg.seed, use_local=cfg.scale.local_data)
+    head = "seq_cls" if spec.kind == "cls" else "causal_lm"
+    if head == "causal_lm" and cfg.model.arch == "encoder":
+        raise UserError(f"model={cfg.model.name} is an encoder; task={cfg.task.name} needs a causal LM "
+                        f"(valid models for it: decoder models such as stories260k, tiny_llama, tinyllama-1.1b)")
+    model = load_model(cfg.model, head, spec.num_labels, tokenizer)
+    method = build_method(cfg)
+    try:
+        model = method.apply(model)
+    except ValueError as err:
+        raise UserError(f"method.{err}" if not str(err).startswith("method") else str(err)) from err
+    trainable, total = count_parameters(model)
+
+    max_length = cfg.task.max_length
+    train_ds = Dataset.from_list(encode(spec.kind, data.train, tokenizer, max_length))
+    eval_examples = data.dev or data.eval
+    eval_ds = Dataset.from_list(encode(spec.kind, eval_examples, tokenizer, max_length)) if eval_examples else None
+    if len(train_ds) == 0:
+        raise UserError(f"task={cfg.task.name}: no training examples after loading {data.sources['train']!r}")
+
+    metrics_log = MetricsLog(run_dir)
+    scorer_name, scorer = scorer_for(spec, cfg.scale.local_data)
+    eval_batch = cfg.trainer.per_device_eval_batch_size
+
+    def score(m):
+        return scorer(m, tokenizer, data.eval, max_length, eval_batch) if scorer else {}
+
+    flops = FlopsCounter()
+    bench_state = BenchState(method, flops)
+    callbacks = [MethodHooks(method), flops, MetricsWriter(metrics_log, method, cfg.trainer.nan_patience), bench_state]
+    if cfg.task.get("score_every") and scorer:
+        callbacks.append(PeriodicScore(cfg.task.score_every, score, metrics_log))
+    checkpoint_dir = run_dir / "checkpoints"
+    trainer = AdapterTrainer(
+        model=model, args=training_arguments(cfg, checkpoint_dir, eval_ds is not None), train_dataset=train_ds,
+        eval_dataset=eval_ds, data_collator=Collator(tokenizer.pad_token_id), processing_class=tokenizer,
+        callbacks=callbacks, method=method, task_kind=spec.kind,
+    )
+    resume = last_complete_checkpoint(checkpoint_dir)
+    if resume is not None:
+        step = bench_state.restore(resume, model)
+        metrics_log.truncate_after(step)
+        print(f"resume: {resume} (step {step})")
+    elif metrics_log.path.exists():
+        metrics_log.path.unlink()  # a previous attempt died before its first checkpoint
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+
+    final = trainer.evaluate() if eval_ds is not None else {}
+    metrics: dict[str, Any] = {}
+    if "eval_loss" in final:
+        metrics["eval_loss"] = final["eval_loss"]
+        if spec.kind == "lm":
+            metrics["perplexity"] = float(torch.exp(torch.tensor(final["eval_loss"])))
+    metrics.update(score(model))
+    rows = metrics_log.rows()
+    if hasattr(method, "rank_pattern"):
+        metrics["rank_pattern"] = method.rank_pattern(model)
+        metrics["density"] = float(method.density(model))
+    result = {
+        "method": method.name, "model": cfg.model.name, "task": cfg.task.name, "rank": cfg.method.r,
+        "seed": cfg.seed, "scale": cfg.scale.name, "status": "ok", "metrics": metrics,
+        "headline_metric": spec.metric, "scorer": scorer_name,
+        "train_loss": [[r["step"], r["loss"]] for r in rows if "loss" in r],
+        "eval_loss": [[r["step"], r["eval_loss"]] for r in rows if "eval_loss" in r],
+        "trainable_params": trainable, "total_params": total, "train_flops": flops.flops,
+        "steps": trainer.state.global_step, "examples": {"train": len(data.train), "eval": len(data.eval)},
+        "data_sources": data.sources, "wall_s": round(time.time() - started, 3),
+        "config": OmegaConf.to_container(cfg, resolve=True), "versions": versions(), "git_sha": git_sha(),
+    }
+    if rows:
+        import pandas as pd
+
+        atomic_write_text(run_dir / "metrics.csv", pd.DataFrame(rows).to_csv(index=False))
+    atomic_write_json(run_dir / RESULT, result)
+    print(f"result: {run_dir / RESULT}")
+    return result

@@ -1,0 +1,106 @@
+"""Task registry and data loading: hub datasets at paper scale, local files on request, generators for tiny scale.
+
+    from bench.tasks import TASKS, load_task_data
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from . import commonsense, glue, instruct, pretrain, superglue, uuid_pairs  # noqa: F401  (registration)
+from .readers import read_hub, read_local, require_fields
+from .registry import TASKS, TaskSpec
+from .superglue import mezo_split
+
+ROLE_ALIASES = {"train": ("train",), "eval": ("eval", "test", "validation", "val", "dev")}
+
+
+def get_spec(name: str) -> TaskSpec:
+    if name not in TASKS:
+        raise UserError(f"task.name={name!r}; valid: {sorted(TASKS)}")
+    return TASKS[name]
+
+
+@dataclass
+class TaskData:
+    spec: TaskSpec
+    train: list[dict]
+    dev: list[dict]
+    eval: list[dict]
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def _file_for(files: dict | None, role: str) -> str | None:
+    for key in ROLE_ALIASES[role]:
+        if files and files.get(key):
+            return str(files[key])
+    return None
+
+
+def _records(spec: TaskSpec, role: str, task_cfg: Any, use_local: bool, seed: int) -> tuple[list[dict], str]:
+    path = _file_for(task_cfg.get("data_files"), role) or (_file_for(task_cfg.get("local_files"), role) if use_local else None)
+    if path:
+        rows = read_local(path, task_cfg.get("format"), header=spec.local_header, columns=spec.local_columns)
+        require_fields(rows, spec.local_fields, path)
+        if spec.expand:
+            rows = [r for row in rows for r in spec.expand(row)]
+        convert, source = spec.convert_local, path
+    elif spec.generator is not None:
+        n = task_cfg.num_train if role == "train" else task_cfg.num_eval
+        rows, convert, source = spec.generator(role, n, seed), spec.convert_local, f"generator(seed={seed})"
+    elif use_local:
+        raise UserError(f"task {spec.name!r} has no local file for its {role} split at this scale; "
+                        f"set task.data_files.{role}=PATH (json, jsonl, csv, tsv, parquet)")
+    else:
+        split = spec.hub_splits.get(role)
+        if split is None:
+            raise UserError(f"task {spec.name!r} has no {role} split on the hub; set task.data_files.{role}=PATH")
+        rows = read_hub(spec.hub_dataset, spec.hub_config, split)
+        require_fields(rows, spec.hub_fields, f"{spec.hub_dataset}:{split}")
+        if spec.expand:
+            rows = [r for row in rows for r in spec.expand(row)]
+        convert, source = spec.convert_hub, f"hub:{spec.hub_dataset}/{spec.hub_config or ''}:{split}"
+    try:
+        return [convert(r) for r in rows], source
+    except (KeyError, ValueError, TypeError) as err:
+        raise UserError(f"data for task {spec.name!r} from {source!r} does not fit its schema "
+                        f"(expected fields {list(spec.local_fields)}): {err!r}") from err
+
+
+def _limit(rows: list[dict], n: int | None, seed: int) -> list[dict]:
+    if n is None or n >= len(rows):
+        return rows
+    ids = np.random.RandomState(seed).permutation(len(rows))[:n]
+    return [rows[i] for i in sorted(ids)]
+
+
+def load_task_data(task_cfg: Any, seed: int, use_local: bool) -> TaskData:
+    """Train/dev/eval examples for ``task_cfg`` (a conf/task node). MeZO tasks use MeZO's sampling protocol."""
+    spec = get_spec(task_cfg.name)
+    train, train_src = _records(spec, "train", task_cfg, use_local, seed)
+    eval_spec = get_spec(spec.eval_from) if spec.eval_from else spec  # MetaMath trains, GSM8K evaluates
+    eval_rows, eval_src = _records(eval_spec, "eval", task_cfg, use_local, seed)
+    dev: list[dict] = []
+    if train_src == eval_src and spec.generator is None:
+        # One file for both (the Alpaca sample): hold out a seeded, disjoint eval set.
+        order = np.random.RandomState(seed).permutation(len(train)).tolist()
+        n_eval = min(task_cfg.num_eval or len(train) // 10, len(train) // 2)
+        eval_rows, train = [train[i] for i in order[:n_eval]], [train[i] for i in order[n_eval:]]
+    if spec.kind == "choice":
+        train_ids, dev_ids, test_ids = mezo_split(len(train), len(eval_rows), seed, task_cfg.num_train,
+                                                  task_cfg.num_dev, task_cfg.num_eval)
+        train, dev, eval_rows = [train[i] for i in train_ids], [train[i] for i in dev_ids], [eval_rows[i] for i in test_ids]
+    elif spec.generator is None:
+        train = _limit(train, task_cfg.num_train, seed)
+        eval_rows = _limit(eval_rows, task_cfg.num_eval, seed)
+    train = _limit(train, task_cfg.get("limit_train"), seed)
+    eval_rows = _limit(eval_rows, task_cfg.get("limit_eval"), seed)
+    dev = _limit(dev, task_cfg.get("limit_eval"), seed)
+    return TaskData(spec, train, dev, eval_rows, {"train": train_src, "eval": eval_src})
+
+
+__all__ = ["TASKS", "TaskData", "TaskSpec", "get_spec", "load_task_data"]

@@ -1,0 +1,77 @@
+"""Read task data from local files (json, jsonl, csv, tsv, parquet) or the hub, as lists of dict records."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import UserError
+
+FORMATS = ("json", "jsonl", "csv", "tsv", "parquet")
+
+
+def detect_format(path: Path, declared: str | None) -> str:
+    if declared:
+        if declared not in FORMATS:
+            raise UserError(f"task.format={declared!r}; valid: {list(FORMATS)}")
+        return declared
+    suffix = path.suffix.lstrip(".").lower()
+    if suffix not in FORMATS:
+        raise UserError(f"task.data_files: cannot tell the format of {str(path)!r} from its extension; "
+                        f"set task.format to one of {list(FORMATS)}")
+    return suffix
+
+
+def read_local(path: str | Path, fmt: str | None = None, header: bool = True,
+               columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Records of a local file. ``columns`` names the fields of a header-less csv/tsv (GLUE CoLA)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"data file {str(path)!r} does not exist")
+    fmt = detect_format(path, fmt)
+    try:
+        if fmt == "json":
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
+            if isinstance(data, dict) and "data" in data:
+                data = data["data"]
+            if not isinstance(data, list):
+                raise ValueError("expected a JSON list of records")
+            return data
+        if fmt == "jsonl":
+            return [json.loads(line) for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+        if fmt in ("csv", "tsv"):
+            # GLUE tsv files contain bare quotes inside sentences: never treat quotes as field delimiters.
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                reader = csv.reader(f, delimiter="\t" if fmt == "tsv" else ",", quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
+                rows = list(reader)
+            if columns:
+                names, body = list(columns), rows[1:] if header else rows
+            else:
+                names, body = rows[0], rows[1:]
+            return [dict(zip(names, row)) for row in body if row]
+        import pandas as pd
+
+        return pd.read_parquet(path).to_dict(orient="records")
+    except (ValueError, UnicodeDecodeError, csv.Error, OSError) as err:
+        raise UserError(f"data file {str(path)!r} is unreadable as {fmt}: {str(err).splitlines()[0]}") from err
+
+
+def read_hub(dataset: str, config: str | None, split: str) -> list[dict[str, Any]]:
+    try:
+        from datasets import load_dataset
+
+        ds = load_dataset(dataset, config, split=split)
+    except Exception as err:  # datasets raises many types for "no network" / "no such dataset"
+        raise UserError(f"hub dataset {dataset!r} (config {config!r}, split {split!r}) cannot be loaded: "
+                        f"{str(err).splitlines()[0]}; point task.data_files.{split}=PATH at a local copy") from err
+    return [dict(r) for r in ds]
+
+
+def require_fields(records: list[dict], fields: Sequence[str], source: str) -> None:
+    if not records:
+        raise UserError(f"data file {source!r} has no records; expected fields {list(fields)}")
+    missing = [f for f in fields if f not in records[0]]
+    if missing:
+        raise UserError(f"data file {source!r} lacks fields {missing}; expected fields {list(fields)}, found {sorted(records[0])}")

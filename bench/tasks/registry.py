@@ -1,0 +1,47 @@
+"""The task registry: every dataset the four papers use, its schema, loader, template, metric and scorer.
+
+A task turns raw records (hub or local file, original schema) into canonical examples:
+  sft    {"prompt", "answer"} (+ "candidates", "label" when it is scored by choice)
+  choice {"prompt", "candidates", "label"}       MeZO-style classification by option log-prob
+  lm     {"text"}                                 language-model pretraining
+  cls    {"text", "text_pair", "label"}           encoder sequence classification
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+Converter = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    family: str
+    kind: str                      # sft | choice | lm | cls
+    paper: str                     # which paper's tables use it
+    metric: str                    # the headline metric
+    scorer: str                    # who computes it: lm-eval task name or the suite's scorer
+    hub_dataset: str | None = None
+    hub_config: str | None = None
+    hub_splits: dict[str, str] = field(default_factory=dict)   # role (train/eval) -> hub split
+    lm_eval_task: str | None = None
+    local_fields: tuple[str, ...] = ()                         # fields a local file must have
+    hub_fields: tuple[str, ...] = ()
+    local_columns: tuple[str, ...] | None = None               # header-less tsv columns
+    local_header: bool = True
+    convert_local: Converter | None = None
+    convert_hub: Converter | None = None
+    num_labels: int | None = None
+    expand: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None  # one record → several (MultiRC)
+    eval_from: str | None = None                               # evaluate on another task's eval split (MetaMath → GSM8K)
+    generator: Callable[..., list[dict]] | None = None         # seeded synthetic data (uuid, tiny stand-ins)
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def register(spec: TaskSpec) -> TaskSpec:
+    TASKS[spec.name] = spec
+    return spec

@@ -1,0 +1,57 @@
+"""`python -m bench.train [overrides]` (console script `lorabench-train`): one run, or a sweep with -m.
+
+    python -m bench.train method=olora model=stories260k task=uuid scale=tiny
+    python -m bench.train -m method=lora,olora,cola,salora,mora method.r=4,8 seed=1,2
+    python -m bench.train -m ... hydra/launcher=slurm
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from . import resolvers  # noqa: F401  (registers ${run_id:})
+from .errors import UserError, report_and_exit
+from .records import write_error
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def hydra_entry(cfg: DictConfig):
+    from .run import execute  # heavy imports after Hydra has parsed the command line
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        return execute(cfg, run_dir)
+    except UserError as err:
+        write_error(run_dir, err, step=None)
+        if not sweeping:
+            report_and_exit(err)
+        print(f"FAILED {run_dir}: {err}", file=sys.stderr)
+    except Exception as err:  # a bug or a runtime failure (NaN, OOM): recorded; siblings in a sweep go on
+        write_error(run_dir, err, step=getattr(err, "step", None))
+        if not sweeping or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"FAILED {run_dir}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}", file=sys.stderr)
+    return None
+
+
+def main() -> None:
+    if os.environ.get("HYDRA_FULL_ERROR") != "1":
+        from .cli import preflight
+
+        try:
+            preflight(sys.argv[1:])
+        except UserError as err:
+            report_and_exit(err)
+    hydra_entry()
+
+
+if __name__ == "__main__":
+    main()

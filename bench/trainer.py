@@ -1,0 +1,177 @@
+"""HF Trainer + callbacks that call the method hooks (SaLoRA loss/gates/λ, COLA/ReLoRA knots) and log.
+
+The Trainer brings mixed precision, gradient accumulation, multi-GPU, checkpoints and RNG restore; the
+method reaches training only through the hooks on ``methods.AdapterMethod``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from transformers import Trainer, TrainerCallback
+
+from methods import AdapterMethod, Restarting, swap_optimizer_params
+
+from .data import option_mean_logprob
+from .records import MetricsLog
+
+BENCH_STATE = "bench_state.pt"
+COMPLETE = "COMPLETE"
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def progress_of(state) -> float:
+    return state.global_step / max(state.max_steps, 1)
+
+
+class AdapterTrainer(Trainer):
+    """Optimises only ``method.trainable_parameters``, adds the method's regulariser, knows MeZO's choice loss."""
+
+    def __init__(self, *args, method: AdapterMethod, task_kind: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.method = method
+        self.task_kind = task_kind
+        # The regulariser and the choice loss are per-micro-batch means: let the Trainer divide by the
+        # accumulation steps for every loss alike.
+        self.model_accepts_loss_kwargs = False
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None:
+            optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
+            params = self.method.trainable_parameters(self.model)
+            self.optimizer = optimizer_cls([{"params": params, "weight_decay": self.args.weight_decay}], **kwargs)
+        return self.optimizer
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.task_kind == "choice":
+            gold = inputs.pop("choice_label")
+            inputs.pop("n_candidates")
+            scores = option_mean_logprob(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+            scores = scores.view(len(gold), -1)  # a task's examples all have the same number of candidates
+            loss, outputs = F.cross_entropy(scores, gold), {"scores": scores}
+        else:
+            loss, outputs = super().compute_loss(model, inputs, return_outputs=True)
+        if model.training:
+            extra = self.method.regularization_loss(model, progress_of(self.state))
+            if extra is not None:
+                loss = loss + extra.to(loss.device)
+        return (loss, outputs) if return_outputs else loss
+
+
+class MethodHooks(TrainerCallback):
+    """Calls the method's training hooks at the right points of the HF loop."""
+
+    def __init__(self, method: AdapterMethod):
+        self.method = method
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.method.on_train_begin(model, state.max_steps)
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        self.method.before_step(model, state.global_step, progress_of(state))
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        step = getattr(self.method, "lagrangian_step", None)
+        if step is not None:
+            step(model, progress_of(state))
+
+    def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
+        if isinstance(self.method, Restarting) and self.method.knot_due(state.global_step):
+            swaps = self.method.tie_knot(model)
+            swap_optimizer_params(getattr(optimizer, "optimizer", optimizer), swaps)
+
+
+class FlopsCounter(TrainerCallback):
+    """Training FLOPs: per token, forward 2N + backward to activations 2N + weight gradients 2N_trainable."""
+
+    def __init__(self):
+        self.flops = 0.0
+        self._tokens_seen = 0
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        tokens = state.num_input_tokens_seen - self._tokens_seen
+        self._tokens_seen = state.num_input_tokens_seen
+        total = sum(p.numel() for p in model.parameters())
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        self.flops += tokens * (4 * total + 2 * trainable)
+
+
+class MetricsWriter(TrainerCallback):
+    """metrics.jsonl: one line per logging step with loss, lr, eval_loss and the method's stats."""
+
+    KEYS = {"loss": "loss", "learning_rate": "lr", "eval_loss": "eval_loss", "grad_norm": "grad_norm"}
+
+    def __init__(self, log: MetricsLog, method: AdapterMethod, patience: int = 0):
+        self.log, self.method, self.patience = log, method, patience
+        self._bad = 0
+
+    def on_log(self, args, state, control, logs=None, model=None, **kwargs):
+        row = {self.KEYS[k]: float(v) for k, v in (logs or {}).items() if k in self.KEYS}
+        if not row:
+            return
+        loss = row.get("loss", row.get("eval_loss"))
+        if loss is not None and not math.isfinite(loss):
+            self._bad += 1
+            if self._bad > self.patience:
+                raise NonFiniteLoss(f"loss became {loss} at step {state.global_step}")
+        else:
+            self._bad = 0
+        row.update(self.method.log_stats(model))
+        self.log.append({"step": state.global_step, **row})
+
+
+class PeriodicScore(TrainerCallback):
+    """Runs a task scorer every ``every`` steps (MoRA's UUID accuracy by step) and logs it."""
+
+    def __init__(self, every: int, score: Callable[[Any], dict], log: MetricsLog):
+        self.every, self.score, self.log = every, score, log
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.every and state.global_step % self.every == 0:
+            was_training = model.training
+            metrics = self.score(model)
+            model.train(was_training)
+            self.log.append({"step": state.global_step, **{k: v for k, v in metrics.items() if not k.endswith(("_n", "_stderr"))}})
+
+
+class BenchState(TrainerCallback):
+    """Beside each HF checkpoint: the method state and counters, then a COMPLETE marker (written last)."""
+
+    def __init__(self, method: AdapterMethod, flops: FlopsCounter):
+        self.method, self.flops = method, flops
+
+    def on_save(self, args, state, control, **kwargs):
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        payload = {"method": self.method.state_dict(), "flops": self.flops.flops,
+                   "tokens_seen": self.flops._tokens_seen, "step": state.global_step}
+        tmp = ckpt / (BENCH_STATE + ".tmp")
+        torch.save(payload, tmp)
+        tmp.replace(ckpt / BENCH_STATE)
+        (ckpt / COMPLETE).write_text(str(state.global_step))
+
+    def restore(self, ckpt: Path, model) -> int:
+        payload = torch.load(Path(ckpt) / BENCH_STATE, weights_only=False)
+        state = payload["method"]
+        if hasattr(self.method, "fast_forward"):
+            self.method.fast_forward(model, int(state.get("link_index", 0)))
+        try:
+            self.method.load_state_dict(state, model=model)
+        except TypeError:
+            self.method.load_state_dict(state)
+        self.flops.flops, self.flops._tokens_seen = payload["flops"], payload["tokens_seen"]
+        return int(payload["step"])
+
+
+def last_complete_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The newest checkpoint whose COMPLETE marker exists; partial ones (killed mid-save) are ignored."""
+    if not checkpoint_dir.is_dir():
+        return None
+    done = [p for p in checkpoint_dir.glob("checkpoint-*") if (p / COMPLETE).exists()]
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)

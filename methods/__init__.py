@@ -1,0 +1,47 @@
+"""The adapter methods lorabench benchmarks. The math only: no Hydra, no I/O.
+
+    from methods import build_method, METHODS
+    m = build_method("mora", r=8, mora_type="rotation", target_modules=["q_proj", "v_proj"])
+    model = m.apply(model)
+    plain = m.merge(model)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import AdapterLinear, AdapterMethod
+from .cola import COLA
+from .lora import LoRA
+from .mora import MORA_TYPES, MoRA
+from .olora import OLoRA
+from .relora import ReLoRA
+from .remora import ReMoRA
+from .restart import Restarting, swap_optimizer_params
+from .salora import SaLoRA
+
+METHODS: dict[str, type[AdapterMethod]] = {
+    cls.name: cls for cls in (LoRA, OLoRA, COLA, SaLoRA, MoRA, ReLoRA, ReMoRA)
+}
+
+
+def build_method(name: str, **kwargs: Any) -> AdapterMethod:
+    """Instantiate a method by registry name; unknown names and bad hyperparameters raise a one-line ValueError."""
+    if name not in METHODS:
+        raise ValueError(f"method: invalid name={name!r}; valid: {sorted(METHODS)}")
+    try:
+        return METHODS[name](**kwargs)
+    except TypeError as err:  # an unknown keyword: name it and list the accepted ones
+        import inspect
+
+        accepted = sorted(
+            p for cls in METHODS[name].__mro__ for p in inspect.signature(cls.__init__).parameters
+            if p not in ("self", "kwargs") and cls is not object
+        )
+        raise ValueError(f"{name}: invalid hyperparameter ({err}); valid: {accepted}") from None
+
+
+__all__ = [
+    "METHODS", "MORA_TYPES", "AdapterLinear", "AdapterMethod", "Restarting", "build_method", "swap_optimizer_params",
+    "COLA", "LoRA", "MoRA", "OLoRA", "ReLoRA", "ReMoRA", "SaLoRA",
+]

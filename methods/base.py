@@ -1,0 +1,229 @@
+"""Shared adapter machinery: wrapping nn.Linear layers, freezing, merging, target matching, validation.
+
+Each method contributes an :class:`AdapterLinear` subclass (the per-layer math) and an
+:class:`AdapterMethod` subclass (hyperparameters, validation, optional training hooks). The
+bench reaches a method only through the public API below and the hook methods on
+:class:`AdapterMethod`; every hook has a no-op default so plain methods need none.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, ClassVar, Iterator, Sequence
+
+import torch
+from torch import nn
+
+
+def invalid(method: str, key: str, value: Any, valid: str) -> ValueError:
+    """The one-line error every bad hyperparameter raises: names the key, the value and what is valid."""
+    return ValueError(f"{method}: invalid {key}={value!r}; valid: {valid}")
+
+
+def require(ok: bool, method: str, key: str, value: Any, valid: str) -> None:
+    if not ok:
+        raise invalid(method, key, value, valid)
+
+
+class AdapterLinear(nn.Module):
+    """Wraps a frozen ``nn.Linear``; output = base(x) + adapter_forward(x).
+
+    Subclasses implement ``adapter_forward`` (never materialising ΔW, for speed) and
+    ``delta_weight`` (dense fp32 ΔW for merging, export and tests).
+    """
+
+    def __init__(self, base_layer: nn.Linear):
+        super().__init__()
+        self.base_layer = base_layer
+        base_layer.weight.requires_grad_(False)
+        if base_layer.bias is not None:
+            base_layer.bias.requires_grad_(False)
+        self.in_features = base_layer.in_features
+        self.out_features = base_layer.out_features
+
+    @property
+    def adapter_dtype(self) -> torch.dtype:
+        return next(p for n, p in self.named_parameters() if not n.startswith("base_layer.")).dtype
+
+    def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def delta_weight(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        result = self.base_layer(x)
+        # Adapters stay fp32 (as peft's autocast_adapter_dtype) so low-precision bases still train them stably.
+        delta = self.adapter_forward(x.to(self.adapter_dtype))
+        return result + delta.to(result.dtype)
+
+    @torch.no_grad()
+    def fold_delta_into_base(self) -> None:
+        """W ← W + ΔW, summed in fp32 and cast back to the base dtype."""
+        weight = self.base_layer.weight
+        merged = weight.float() + self.delta_weight().to(weight.device)
+        weight.data = merged.to(weight.dtype)
+
+    def merged_linear(self) -> nn.Linear:
+        self.fold_delta_into_base()
+        return self.base_layer
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+def _module_matches(name: str, target_modules: str | Sequence[str]) -> bool:
+    """peft's rule: a string is a regex on the full name; a list matches the name or its last components."""
+    if isinstance(target_modules, str):
+        return re.fullmatch(target_modules, name) is not None
+    return any(name == t or name.endswith("." + t) for t in target_modules)
+
+
+def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+class AdapterMethod:
+    """A method's configuration plus the model-level operations: apply, adapted_layers, merge.
+
+    Training hooks (all optional, called by ``bench``):
+      * ``on_train_begin(model, total_steps)`` — e.g. turn knot fractions into steps.
+      * ``before_step(model, step, progress)`` — e.g. resample SaLoRA gates.
+      * ``regularization_loss(model, progress)`` — tensor added to the task loss, or None.
+      * ``extra_optimizers(model)`` — optimizers the method steps itself (SaLoRA gates and λ).
+      * ``knot_due(step)`` / ``tie_knot(model)`` — COLA/ReLoRA/ReMoRA restarts.
+      * ``log_stats(model)`` — floats for metrics.jsonl.
+      * ``state_dict()`` / ``load_state_dict()`` — method state that must survive a resume.
+    """
+
+    name: ClassVar[str] = ""
+    layer_class: ClassVar[type[AdapterLinear]]
+    low_rank_family: ClassVar[bool] = True  # r must fit min(d, k)
+
+    def __init__(
+        self,
+        r: int = 8,
+        alpha: float | None = None,
+        dropout: float = 0.0,
+        target_modules: str | Sequence[str] = ("q_proj", "v_proj"),
+        use_rslora: bool = False,
+        modules_to_save: Sequence[str] = (),
+    ):
+        require(isinstance(r, int) and not isinstance(r, bool) and r > 0, self.name, "r", r, "an integer >= 1")
+        alpha = float(r) if alpha is None else alpha
+        require(isinstance(alpha, (int, float)) and alpha > 0, self.name, "alpha", alpha, "a number > 0")
+        require(isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0, self.name, "dropout", dropout, "0 <= dropout < 1")
+        require(
+            isinstance(target_modules, str) or (len(target_modules) > 0 and all(isinstance(t, str) for t in target_modules)),
+            self.name, "target_modules", target_modules, "a regex string or a non-empty list of module names",
+        )
+        self.r = r
+        self.alpha = float(alpha)
+        self.dropout = float(dropout)
+        self.target_modules = target_modules if isinstance(target_modules, str) else list(target_modules)
+        self.use_rslora = bool(use_rslora)
+        self.modules_to_save = list(modules_to_save)
+
+    # ------------------------------------------------------------------ public API
+    def scaling_for(self, r: int) -> float:
+        """s = α/r, or α/√r with rsLoRA."""
+        return self.alpha / (math.sqrt(r) if self.use_rslora else r)
+
+    @property
+    def scaling(self) -> float:
+        return self.scaling_for(self.r)
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        """Wrap every matching nn.Linear in place and freeze everything but the adapters (and modules_to_save)."""
+        targets = [
+            (name, module)
+            for name, module in model.named_modules()
+            if isinstance(module, nn.Linear) and _module_matches(name, self.target_modules)
+        ]
+        if not targets:
+            linear_names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+            raise invalid(self.name, "target_modules", self.target_modules, f"names of nn.Linear layers in this model: {linear_names}")
+        for name, module in targets:
+            self.validate_layer(name, module)
+        for param in model.parameters():
+            param.requires_grad_(False)
+        for name, module in targets:
+            _set_submodule(model, name, self.make_layer(name, module))
+        self._unfreeze_modules_to_save(model)
+        return model
+
+    def adapted_layers(self, model: nn.Module) -> Iterator[tuple[str, AdapterLinear]]:
+        for name, module in model.named_modules():
+            if isinstance(module, AdapterLinear):
+                yield name, module
+
+    @torch.no_grad()
+    def merge(self, model: nn.Module) -> nn.Module:
+        """Fold every adapter into its base weight and unwrap: the plain model with the original state_dict keys."""
+        for name, layer in list(self.adapted_layers(model)):
+            _set_submodule(model, name, layer.merged_linear())
+        return model
+
+    def trainable_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        return [p for p in model.parameters() if p.requires_grad]
+
+    # ------------------------------------------------------------------ for subclasses
+    def make_layer(self, name: str, base_layer: nn.Linear) -> AdapterLinear:
+        raise NotImplementedError
+
+    def validate_layer(self, name: str, base_layer: nn.Linear) -> None:
+        if self.low_rank_family:
+            limit = min(base_layer.in_features, base_layer.out_features)
+            require(self.r <= limit, self.name, "r", self.r, f"1 <= r <= min(out, in) = {limit} for layer {name}")
+
+    def _unfreeze_modules_to_save(self, model: nn.Module) -> None:
+        if not self.modules_to_save:
+            return
+        matched = False
+        for name, module in model.named_modules():
+            if _module_matches(name, self.modules_to_save) and not isinstance(module, AdapterLinear):
+                matched = True
+                for param in module.parameters():
+                    param.requires_grad_(True)
+        require(matched, self.name, "modules_to_save", self.modules_to_save, "names of modules in this model")
+
+    # ------------------------------------------------------------------ training hooks (no-op defaults)
+    def on_train_begin(self, model: nn.Module, total_steps: int) -> None:
+        pass
+
+    def before_step(self, model: nn.Module, step: int, progress: float) -> None:
+        pass
+
+    def regularization_loss(self, model: nn.Module, progress: float) -> torch.Tensor | None:
+        return None
+
+    def extra_optimizers(self, model: nn.Module) -> list[torch.optim.Optimizer]:
+        return []
+
+    def knot_due(self, step: int) -> bool:
+        return False
+
+    def log_stats(self, model: nn.Module) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def hparams(self) -> dict[str, Any]:
+        return {
+            "r": self.r,
+            "alpha": self.alpha,
+            "dropout": self.dropout,
+            "target_modules": self.target_modules,
+            "use_rslora": self.use_rslora,
+        }
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hparams().items())
+        return f"{type(self).__name__}({args})"

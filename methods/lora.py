@@ -1,0 +1,69 @@
+"""LoRA (Hu et al., 2021): y = Wx + s·B·A·dropout(x), A kaiming-uniform(a=√5), B zero."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import AdapterLinear, AdapterMethod
+
+
+def kaiming_uniform_A(rows: int, cols: int, device=None) -> torch.Tensor:
+    """nn.Linear's default init, the one peft and the reference LoRA use for A."""
+    weight = torch.empty(rows, cols, device=device, dtype=torch.float32)
+    nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+    return weight
+
+
+def gaussian_A(rows: int, cols: int, device=None) -> torch.Tensor:
+    """peft's init_lora_weights='gaussian': N(0, 1/r)."""
+    return torch.randn(rows, cols, device=device, dtype=torch.float32) / rows
+
+
+A_INITS = {"kaiming": kaiming_uniform_A, "gaussian": gaussian_A}
+
+
+class LoraLinear(AdapterLinear):
+    def __init__(self, base_layer: nn.Linear, r: int, scaling: float, dropout: float):
+        super().__init__(base_layer)
+        self.r = r
+        self.scaling = scaling
+        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        device = base_layer.weight.device
+        self.lora_A = nn.Parameter(kaiming_uniform_A(r, self.in_features, device))
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, device=device))
+        self.retired_links: list[tuple[torch.Tensor, torch.Tensor, float]] = []
+
+    def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.linear(self.lora_dropout(x), self.lora_A), self.lora_B) * self.scaling
+
+    def delta_weight(self) -> torch.Tensor:
+        return (self.lora_B.float() @ self.lora_A.float()) * self.scaling
+
+    def reset_link(self, r: int, scaling: float, a_init: str = "kaiming") -> list[nn.Parameter]:
+        """Start a fresh (A, B) pair of rank r; returns the retired parameters (their optimizer state must go).
+
+        The retired link is kept (detached) in ``retired_links`` so an export can rebuild the whole chain.
+        """
+        retired = [self.lora_A, self.lora_B]
+        self.retired_links.append((self.lora_A.detach().clone(), self.lora_B.detach().clone(), self.scaling))
+        device = self.lora_A.device
+        self.r = r
+        self.scaling = scaling
+        self.lora_A = nn.Parameter(A_INITS[a_init](r, self.in_features, device))
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, device=device))
+        return retired
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, r={self.r}, scaling={self.scaling:g}"
+
+
+class LoRA(AdapterMethod):
+    name = "lora"
+    layer_class = LoraLinear
+
+    def make_layer(self, name: str, base_layer: nn.Linear) -> AdapterLinear:
+        return self.layer_class(base_layer, self.r, self.scaling, self.dropout)

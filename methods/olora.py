@@ -1,0 +1,33 @@
+"""OLoRA (Büyükakyüz, arXiv 2406.01775): LoRA initialised from the thin QR of the pretrained weight.
+
+Q, R = qr(W) in fp32; B ← Q[:, :r], A ← R[:r, :]; the frozen base becomes W − s·B·A (cast back to the
+base dtype) so the model is unchanged at step 0. The scale is not folded into A or B, exactly as
+peft's ``init_lora_weights="olora"``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .lora import LoRA, LoraLinear
+
+
+class OLoraLinear(LoraLinear):
+    def __init__(self, base_layer: nn.Linear, r: int, scaling: float, dropout: float):
+        super().__init__(base_layer, r, scaling, dropout)
+        self._init_from_qr()
+
+    @torch.no_grad()
+    def _init_from_qr(self) -> None:
+        weight = self.base_layer.weight
+        Q, R = torch.linalg.qr(weight.float())  # reduced ("thin") QR: Q (out×m), R (m×in), m = min(out, in)
+        self.lora_B.data = Q[:, : self.r].contiguous()
+        self.lora_A.data = R[: self.r, :].contiguous()
+        residual = weight.float() - self.scaling * (self.lora_B @ self.lora_A)
+        weight.data = residual.to(weight.dtype)
+
+
+class OLoRA(LoRA):
+    name = "olora"
+    layer_class = OLoraLinear

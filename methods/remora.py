@@ -1,0 +1,15 @@
+"""ReMoRA (MoRA paper §5.3): MoRA merged and restarted every ``restart_every`` steps with a zero M; for
+the sharing operator the input/output grouping alternates between restarts (the paper's g / g′)."""
+
+from __future__ import annotations
+
+from .mora import MoRA, MoraLinear
+from .restart import ParamSwap, PeriodicRestart
+
+
+class ReMoRA(PeriodicRestart, MoRA):
+    name = "remora"
+
+    def next_link(self, layer: MoraLinear, link_index: int) -> list[ParamSwap]:
+        retired = layer.reset_link()
+        return list(zip(retired, [layer.mora_M]))

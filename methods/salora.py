@@ -1,0 +1,214 @@
+"""SaLoRA (Hu et al., Mathematics 11(20) 4317): structure-aware LoRA, ΔW = s·B·diag(g)·A.
+
+* Hard-Concrete L0 gate per rank component (Louizos et al.): with u ~ U(0, 1), one draw per training
+  step shared across the batch, s = σ((log(u/(1−u)) + log θ)/τ)·(ζ−γ) + γ and g = clamp(s, 0, 1).
+  Closed form E‖G‖₀ = Σ σ(log θ − τ·log(−γ/ζ)).
+* Orthogonal regulariser ‖BᵀB − I‖²_F + ‖AAᵀ − I‖²_F summed over modules, weight β.
+* Density C = Σ E‖G_i‖₀(d_i + k_i) / Σ (#A_i + #B_i) ∈ [0, 1] and the Lagrangian term λ(C − b)²;
+  λ starts at 0 and is updated by gradient ascent (``maximize=True``).
+* Gates and λ train only inside [t_start, t_end) (fractions of training). Before it g ≡ 1; after it
+  the gates are frozen and deterministic. Eval and merge use ẑ = clamp(σ(log θ)(ζ−γ) + γ, 0, 1); a
+  component is kept when ẑ > 0.
+
+The gate parameters ``gate_log_alpha`` (log θ) are not in the main optimizer: the method steps them
+and λ itself in ``lagrangian_step``, only inside the window.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import require
+from .lora import LoRA, LoraLinear
+
+GATE_MODES = ("dense", "stochastic", "frozen")
+
+
+class SaloraLinear(LoraLinear):
+    def __init__(self, base_layer: nn.Linear, r: int, scaling: float, dropout: float,
+                 gate_init: float, temperature: float, gamma: float, zeta: float):
+        super().__init__(base_layer, r, scaling, dropout)
+        self.gate_log_alpha = nn.Parameter(torch.full((r,), float(gate_init), device=base_layer.weight.device))
+        self.temperature, self.gamma, self.zeta = temperature, gamma, zeta
+        self.gate_mode = "dense"
+        self.gate_noise: torch.Tensor | None = None
+
+    def resample_gate_noise(self) -> None:
+        eps = 1e-6
+        self.gate_noise = torch.rand(self.r, device=self.gate_log_alpha.device).clamp(eps, 1 - eps)
+
+    def deterministic_gate(self) -> torch.Tensor:
+        """ẑ = clamp(σ(log θ)(ζ−γ)+γ, 0, 1), used in eval, after the window and when merging."""
+        return (torch.sigmoid(self.gate_log_alpha) * (self.zeta - self.gamma) + self.gamma).clamp(0.0, 1.0)
+
+    def stochastic_gate(self) -> torch.Tensor:
+        if self.gate_noise is None:
+            self.resample_gate_noise()
+        u = self.gate_noise
+        s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + self.gate_log_alpha) / self.temperature)
+        return (s * (self.zeta - self.gamma) + self.gamma).clamp(0.0, 1.0)
+
+    def gate(self) -> torch.Tensor | None:
+        if not self.training:
+            return self.deterministic_gate()
+        if self.gate_mode == "dense":
+            return None
+        if self.gate_mode == "stochastic":
+            return self.stochastic_gate()
+        return self.deterministic_gate().detach()
+
+    def expected_l0(self) -> torch.Tensor:
+        """E‖G‖₀ = Σ P(g > 0) = Σ σ(log θ − τ·log(−γ/ζ))."""
+        shift = self.temperature * math.log(-self.gamma / self.zeta)
+        return torch.sigmoid(self.gate_log_alpha - shift).sum()
+
+    def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = F.linear(self.lora_dropout(x), self.lora_A)
+        g = self.gate()
+        if g is not None:
+            hidden = hidden * g.to(hidden.dtype)
+        return F.linear(hidden, self.lora_B) * self.scaling
+
+    def delta_weight(self) -> torch.Tensor:
+        g = self.deterministic_gate().float()
+        return (self.lora_B.float() * g) @ self.lora_A.float() * self.scaling
+
+    def kept_rank(self) -> int:
+        return int((self.deterministic_gate() > 0).sum())
+
+
+def _orthogonality_gap(matrix: torch.Tensor) -> torch.Tensor:
+    """‖MMᵀ − I‖²_F for M with orthonormal rows as the target."""
+    gram = matrix @ matrix.T
+    return (gram - torch.eye(gram.shape[0], device=gram.device, dtype=gram.dtype)).pow(2).sum()
+
+
+class SaLoRA(LoRA):
+    name = "salora"
+    layer_class = SaloraLinear
+
+    def __init__(self, beta: float = 0.1, target_density: float = 0.5, lr_constraint: float = 0.01,
+                 t_start: float = 0.1, t_end: float = 0.4, temperature: float = 1.0, gamma: float = -0.1,
+                 zeta: float = 1.1, gate_init: float = 3.0, **kwargs):
+        super().__init__(**kwargs)
+        require(isinstance(target_density, (int, float)) and 0 < target_density <= 1, self.name, "target_density", target_density, "0 < b <= 1")
+        require(isinstance(beta, (int, float)) and beta >= 0, self.name, "beta", beta, "beta >= 0")
+        require(isinstance(lr_constraint, (int, float)) and lr_constraint > 0, self.name, "lr_constraint", lr_constraint, "a learning rate > 0")
+        require(isinstance(t_start, (int, float)) and 0 <= t_start < 1, self.name, "t_start", t_start, "0 <= t_start < t_end <= 1")
+        require(isinstance(t_end, (int, float)) and t_start < t_end <= 1, self.name, "t_end", t_end, f"t_start={t_start} < t_end <= 1")
+        require(temperature > 0, self.name, "temperature", temperature, "temperature > 0")
+        require(gamma < 0, self.name, "gamma", gamma, "gamma < 0 (the stretch's left end)")
+        require(zeta > 1, self.name, "zeta", zeta, "zeta > 1 (the stretch's right end)")
+        self.beta, self.target_density, self.lr_constraint = float(beta), float(target_density), float(lr_constraint)
+        self.t_start, self.t_end = float(t_start), float(t_end)
+        self.temperature, self.gamma, self.zeta, self.gate_init = float(temperature), float(gamma), float(zeta), float(gate_init)
+        self.lagrange_lambda = nn.Parameter(torch.zeros(()))
+        self._gate_optimizer: torch.optim.Optimizer | None = None
+        self._lambda_optimizer = torch.optim.SGD([self.lagrange_lambda], lr=self.lr_constraint, maximize=True)
+
+    def make_layer(self, name: str, base_layer: nn.Linear) -> SaloraLinear:
+        return SaloraLinear(base_layer, self.r, self.scaling, self.dropout,
+                            self.gate_init, self.temperature, self.gamma, self.zeta)
+
+    # --- the schedule -------------------------------------------------------------------------------
+    def gate_mode(self, progress: float) -> str:
+        if progress < self.t_start:
+            return "dense"
+        return "stochastic" if progress < self.t_end else "frozen"
+
+    def in_window(self, progress: float) -> bool:
+        return self.gate_mode(progress) == "stochastic"
+
+    def before_step(self, model: nn.Module, step: int, progress: float) -> None:
+        mode = self.gate_mode(progress)
+        for _, layer in self.adapted_layers(model):
+            layer.gate_mode = mode
+            if mode == "stochastic":
+                layer.resample_gate_noise()
+
+    # --- the regularisers ---------------------------------------------------------------------------
+    def density(self, model: nn.Module) -> torch.Tensor:
+        """C(Θ) = Σ E‖G_i‖₀ (d_i + k_i) / Σ r_i (d_i + k_i); differentiable in the gates."""
+        layers = [layer for _, layer in self.adapted_layers(model)]
+        expected = sum(layer.expected_l0() * (layer.in_features + layer.out_features) for layer in layers)
+        budget = sum(layer.r * (layer.in_features + layer.out_features) for layer in layers)
+        return expected / budget
+
+    def orthogonal_penalty(self, model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Σ‖BᵀB − I‖²_F, Σ‖AAᵀ − I‖²_F) over the adapted modules."""
+        layers = [layer for _, layer in self.adapted_layers(model)]
+        gap_B = sum(_orthogonality_gap(layer.lora_B.T) for layer in layers)
+        gap_A = sum(_orthogonality_gap(layer.lora_A) for layer in layers)
+        return gap_B, gap_A
+
+    def regularization_loss(self, model: nn.Module, progress: float) -> torch.Tensor:
+        gap_B, gap_A = self.orthogonal_penalty(model)
+        loss = self.beta * (gap_B + gap_A)
+        if self.in_window(progress):
+            lam = self.lagrange_lambda.to(loss.device)
+            loss = loss + lam * (self.density(model) - self.target_density) ** 2
+        return loss
+
+    # --- the constraint optimisation ----------------------------------------------------------------
+    def gate_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        return [layer.gate_log_alpha for _, layer in self.adapted_layers(model)]
+
+    def trainable_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        gates = {id(p) for p in self.gate_parameters(model)}
+        return [p for p in model.parameters() if p.requires_grad and id(p) not in gates]
+
+    def extra_optimizers(self, model: nn.Module) -> list[torch.optim.Optimizer]:
+        if self._gate_optimizer is None:
+            self._gate_optimizer = torch.optim.Adam(self.gate_parameters(model), lr=self.lr_constraint)
+        return [self._gate_optimizer, self._lambda_optimizer]
+
+    def lagrangian_step(self, model: nn.Module, progress: float) -> None:
+        """After backward: gates descend and λ ascends, inside the window only; grads are cleared always."""
+        gate_opt, lambda_opt = self.extra_optimizers(model)
+        if self.in_window(progress):
+            gate_opt.step()
+            lambda_opt.step()
+            with torch.no_grad():
+                self.lagrange_lambda.clamp_(min=0.0)
+        gate_opt.zero_grad(set_to_none=True)
+        lambda_opt.zero_grad(set_to_none=True)
+
+    # --- reporting ----------------------------------------------------------------------------------
+    def rank_pattern(self, model: nn.Module) -> dict[str, int]:
+        return {name: layer.kept_rank() for name, layer in self.adapted_layers(model)}
+
+    @torch.no_grad()
+    def log_stats(self, model: nn.Module) -> dict[str, float]:
+        gap_B, gap_A = self.orthogonal_penalty(model)
+        kept = self.rank_pattern(model)
+        return {
+            "density": float(self.density(model)),
+            "lambda": float(self.lagrange_lambda),
+            "orth_B": float(gap_B),
+            "orth_A": float(gap_A),
+            "kept_rank_mean": sum(kept.values()) / max(len(kept), 1),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"lagrange_lambda": float(self.lagrange_lambda), "lambda_optimizer": self._lambda_optimizer.state_dict()}
+        if self._gate_optimizer is not None:
+            state["gate_optimizer"] = self._gate_optimizer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module | None = None) -> None:
+        with torch.no_grad():
+            self.lagrange_lambda.fill_(state["lagrange_lambda"])
+        self._lambda_optimizer.load_state_dict(state["lambda_optimizer"])
+        if "gate_optimizer" in state and model is not None:
+            self.extra_optimizers(model)[0].load_state_dict(state["gate_optimizer"])
+
+    def hparams(self) -> dict[str, Any]:
+        return {**super().hparams(), "beta": self.beta, "target_density": self.target_density,
+                "lr_constraint": self.lr_constraint, "t_start": self.t_start, "t_end": self.t_end,
+                "temperature": self.temperature, "gamma": self.gamma, "zeta": self.zeta, "gate_init": self.gate_init}
+
