@@ -52,8 +52,7 @@ def _explain(err: Exception, overrides: list[str]) -> str:
         full = bad_key.group(1)
         parent, _, leaf = full.rpartition(".")
         value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == full), "?")
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            base = compose(CONFIG_NAME)
+        base = compose(CONFIG_NAME)  # the caller holds Hydra initialised
         node = OmegaConf.select(base, parent) if parent else base
         keys = sorted(k for k in node.keys() if not str(k).startswith("_")) if hasattr(node, "keys") else []
         return f"{full}={value}: '{leaf}' is not a key of '{parent or 'the config'}'; valid: {', '.join(map(str, keys))}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 from omegaconf import OmegaConf
 
@@ -21,3 +22,6 @@ def run_id(*, _root_) -> str:
 
 if not OmegaConf.has_resolver("run_id"):
     OmegaConf.register_new_resolver("run_id", run_id)
+if not OmegaConf.has_resolver("cwd"):
+    # ${hydra:runtime.cwd} is unset while a multirun resolves its sweep dir; the launch dir is the same thing.
+    OmegaConf.register_new_resolver("cwd", os.getcwd)

@@ -42,7 +42,7 @@ def build_method(cfg: DictConfig):
         while cause.__cause__ is not None:
             cause = cause.__cause__
         if isinstance(cause, ValueError):
-            raise UserError(f"method.{str(cause)}" if not str(cause).startswith("method") else str(cause)) from err
+            raise UserError(str(cause)) from err
         raise
 
 
@@ -74,6 +74,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     set_seed(cfg.seed)
     torch.use_deterministic_algorithms(bool(cfg.deterministic), warn_only=True)
 
+    method = build_method(cfg)  # bad hyperparameters fail before anything heavy is loaded
     spec = get_spec(cfg.task.name)
     tokenizer = load_tokenizer(cfg.model)
     data = load_task_data(cfg.task, cfg.seed, use_local=cfg.scale.local_data)
@@ -82,11 +83,10 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         raise UserError(f"model={cfg.model.name} is an encoder; task={cfg.task.name} needs a causal LM "
                         f"(valid models for it: decoder models such as stories260k, tiny_llama, tinyllama-1.1b)")
     model = load_model(cfg.model, head, spec.num_labels, tokenizer)
-    method = build_method(cfg)
     try:
         model = method.apply(model)
     except ValueError as err:
-        raise UserError(f"method.{err}" if not str(err).startswith("method") else str(err)) from err
+        raise UserError(str(err)) from err
     trainable, total = count_parameters(model)
 
     max_length = cfg.task.max_length
@@ -123,14 +123,17 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         metrics_log.path.unlink()  # a previous attempt died before its first checkpoint
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
-    final = trainer.evaluate() if eval_ds is not None else {}
-    metrics: dict[str, Any] = {}
-    if "eval_loss" in final:
-        metrics["eval_loss"] = final["eval_loss"]
-        if spec.kind == "lm":
-            metrics["perplexity"] = float(torch.exp(torch.tensor(final["eval_loss"])))
-    metrics.update(score(model))
     rows = metrics_log.rows()
+    final_eval = [r["eval_loss"] for r in rows if "eval_loss" in r and r["step"] == trainer.state.global_step]
+    if not final_eval and eval_ds is not None:
+        final_eval = [trainer.evaluate()["eval_loss"]]
+        rows = metrics_log.rows()
+    metrics: dict[str, Any] = {}
+    if final_eval:
+        metrics["eval_loss"] = final_eval[-1]
+        if spec.kind == "lm":
+            metrics["perplexity"] = float(torch.exp(torch.tensor(final_eval[-1])))
+    metrics.update(score(model))
     if hasattr(method, "rank_pattern"):
         metrics["rank_pattern"] = method.rank_pattern(model)
         metrics["density"] = float(method.density(model))
@@ -138,7 +141,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "method": method.name, "model": cfg.model.name, "task": cfg.task.name, "rank": cfg.method.r,
         "seed": cfg.seed, "scale": cfg.scale.name, "status": "ok", "metrics": metrics,
         "headline_metric": spec.metric, "scorer": scorer_name,
-        "train_loss": [[r["step"], r["loss"]] for r in rows if "loss" in r],
+        "train_loss": [[r["step"], r.get("task_loss", r["loss"])] for r in rows if "loss" in r],
         "eval_loss": [[r["step"], r["eval_loss"]] for r in rows if "eval_loss" in r],
         "trainable_params": trainable, "total_params": total, "train_flops": flops.flops,
         "steps": trainer.state.global_step, "examples": {"train": len(data.train), "eval": len(data.eval)},

@@ -41,6 +41,7 @@ class AdapterTrainer(Trainer):
         # The regulariser and the choice loss are per-micro-batch means: let the Trainer divide by the
         # accumulation steps for every loss alike.
         self.model_accepts_loss_kwargs = False
+        self._task_loss_sum, self._task_loss_count = 0.0, 0
 
     def create_optimizer(self, model=None):
         if self.optimizer is None:
@@ -59,10 +60,19 @@ class AdapterTrainer(Trainer):
         else:
             loss, outputs = super().compute_loss(model, inputs, return_outputs=True)
         if model.training:
+            self._task_loss_sum += float(loss.detach())
+            self._task_loss_count += 1
             extra = self.method.regularization_loss(model, progress_of(self.state))
             if extra is not None:
                 loss = loss + extra.to(loss.device)
         return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        # "loss" is what is optimised (SaLoRA's includes its regulariser); "task_loss" is comparable across methods.
+        if "loss" in logs and self._task_loss_count:
+            logs["task_loss"] = self._task_loss_sum / self._task_loss_count
+            self._task_loss_sum, self._task_loss_count = 0.0, 0
+        super().log(logs, *args, **kwargs)
 
 
 class MethodHooks(TrainerCallback):
@@ -106,7 +116,7 @@ class FlopsCounter(TrainerCallback):
 class MetricsWriter(TrainerCallback):
     """metrics.jsonl: one line per logging step with loss, lr, eval_loss and the method's stats."""
 
-    KEYS = {"loss": "loss", "learning_rate": "lr", "eval_loss": "eval_loss", "grad_norm": "grad_norm"}
+    KEYS = {"loss": "loss", "task_loss": "task_loss", "learning_rate": "lr", "eval_loss": "eval_loss", "grad_norm": "grad_norm"}
 
     def __init__(self, log: MetricsLog, method: AdapterMethod, patience: int = 0):
         self.log, self.method, self.patience = log, method, patience

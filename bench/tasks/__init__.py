@@ -34,18 +34,22 @@ class TaskData:
     sources: dict[str, str] = field(default_factory=dict)
 
 
-def _file_for(files: dict | None, role: str) -> str | None:
+def _file_for(files: dict | None, role: str, group: str) -> tuple[str, str] | None:
+    """(config key, path) of the file serving ``role``, if any."""
     for key in ROLE_ALIASES[role]:
         if files and files.get(key):
-            return str(files[key])
+            return f"task.{group}.{key}", str(files[key])
     return None
 
 
 def _records(spec: TaskSpec, role: str, task_cfg: Any, use_local: bool, seed: int) -> tuple[list[dict], str]:
-    path = _file_for(task_cfg.get("data_files"), role) or (_file_for(task_cfg.get("local_files"), role) if use_local else None)
-    if path:
-        rows = read_local(path, task_cfg.get("format"), header=spec.local_header, columns=spec.local_columns)
-        require_fields(rows, spec.local_fields, path)
+    found = _file_for(task_cfg.get("data_files"), role, "data_files") or (
+        _file_for(task_cfg.get("local_files"), role, "local_files") if use_local else None)
+    if found:
+        key, path = found
+        rows = read_local(path, task_cfg.get("format"), header=spec.local_header, columns=spec.local_columns,
+                          key=key, fields=spec.local_fields)
+        require_fields(rows, spec.local_fields, f"{key}={path}")
         if spec.expand:
             rows = [r for row in rows for r in spec.expand(row)]
         convert, source = spec.convert_local, path

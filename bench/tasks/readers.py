@@ -19,17 +19,18 @@ def detect_format(path: Path, declared: str | None) -> str:
         return declared
     suffix = path.suffix.lstrip(".").lower()
     if suffix not in FORMATS:
-        raise UserError(f"task.data_files: cannot tell the format of {str(path)!r} from its extension; "
+        raise UserError(f"cannot tell the format of {str(path)!r} from its extension; "
                         f"set task.format to one of {list(FORMATS)}")
     return suffix
 
 
 def read_local(path: str | Path, fmt: str | None = None, header: bool = True,
-               columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+               columns: Sequence[str] | None = None, key: str = "data file",
+               fields: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Records of a local file. ``columns`` names the fields of a header-less csv/tsv (GLUE CoLA)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"data file {str(path)!r} does not exist")
+        raise UserError(f"{key}={str(path)!r}: no such file; expected a json/jsonl/csv/tsv/parquet file with fields {list(fields)}")
     fmt = detect_format(path, fmt)
     try:
         if fmt == "json":
@@ -55,7 +56,8 @@ def read_local(path: str | Path, fmt: str | None = None, header: bool = True,
 
         return pd.read_parquet(path).to_dict(orient="records")
     except (ValueError, UnicodeDecodeError, csv.Error, OSError) as err:
-        raise UserError(f"data file {str(path)!r} is unreadable as {fmt}: {str(err).splitlines()[0]}") from err
+        raise UserError(f"{key}={str(path)!r} is unreadable as {fmt} ({str(err).splitlines()[0]}); "
+                        f"expected fields {list(fields)}") from err
 
 
 def read_hub(dataset: str, config: str | None, split: str) -> list[dict[str, Any]]:
@@ -71,7 +73,9 @@ def read_hub(dataset: str, config: str | None, split: str) -> list[dict[str, Any
 
 def require_fields(records: list[dict], fields: Sequence[str], source: str) -> None:
     if not records:
-        raise UserError(f"data file {source!r} has no records; expected fields {list(fields)}")
+        raise UserError(f"{source} has no records; expected fields {list(fields)}")
+    if not isinstance(records[0], dict):
+        raise UserError(f"{source} holds {type(records[0]).__name__}s, not records; expected fields {list(fields)}")
     missing = [f for f in fields if f not in records[0]]
     if missing:
-        raise UserError(f"data file {source!r} lacks fields {missing}; expected fields {list(fields)}, found {sorted(records[0])}")
+        raise UserError(f"{source} lacks fields {missing}; expected fields {list(fields)}, found {sorted(records[0])}")
