@@ -188,14 +188,14 @@ class SaLoRA(LoRA):
         kept = self.rank_pattern(model)
         return {
             "density": float(self.density(model)),
-            "lambda": float(self.lagrange_lambda),
+            "lambda": self.lagrange_lambda.item(),
             "orth_B": float(gap_B),
             "orth_A": float(gap_A),
             "kept_rank_mean": sum(kept.values()) / max(len(kept), 1),
         }
 
     def state_dict(self) -> dict[str, Any]:
-        state = {"lagrange_lambda": float(self.lagrange_lambda), "lambda_optimizer": self._lambda_optimizer.state_dict()}
+        state = {"lagrange_lambda": self.lagrange_lambda.item(), "lambda_optimizer": self._lambda_optimizer.state_dict()}
         if self._gate_optimizer is not None:
             state["gate_optimizer"] = self._gate_optimizer.state_dict()
         return state
