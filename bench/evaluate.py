@@ -6,7 +6,7 @@ Each returns {metric: value} plus "{metric}_stderr" where the metric is a mean o
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -113,10 +113,40 @@ SCORERS: dict[str, Callable] = {
 }
 
 
-def scorer_for(spec, use_local: bool) -> tuple[str, Callable | None]:
-    """Which scorer produces this task's headline metric in this run (recorded in result.json)."""
+def scorer_for(spec) -> tuple[str, Callable | None]:
+    """The suite scorer for this task, if it has one (commonsense goes through lm-eval, see evaluate_final)."""
     if spec.scorer in SCORERS:
         return spec.scorer, SCORERS[spec.scorer]
-    if spec.family == "commonsense":
-        return "suite:choice (mean answer log-prob)", score_choice
     return spec.scorer, None  # eval_loss / perplexity come from the trainer's evaluation
+
+
+def evaluate_final(spec, model, tokenizer, examples: list[dict], run_dir, use_builtin: bool, max_length: int,
+                   batch_size: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The final metrics of a run and where they came from.
+
+    Commonsense: lm-eval's acc/acc_norm (built-in task at paper scale, a run-local YAML task otherwise).
+    MeZO tasks: the suite's mean-option-log-prob scorer (MeZO's protocol), plus lm-eval's acc on the same
+    examples as ``lm_eval_acc``. Others: their suite scorer.
+    """
+    from .lm_eval_tasks import run_lm_eval, write_choice_task
+
+    metrics: dict[str, Any] = {}
+    provenance: dict[str, Any] = {}
+    name, scorer = scorer_for(spec)
+    if scorer is not None:
+        metrics.update(scorer(model, tokenizer, examples, max_length, batch_size))
+        provenance["scorer"] = name
+    if spec.family in ("commonsense", "superglue"):
+        if use_builtin and spec.lm_eval_task:
+            task, include = spec.lm_eval_task, None
+        else:
+            include = run_dir / "lm_eval_tasks"
+            task = write_choice_task(include, spec.name, examples)
+        out = run_lm_eval(model, tokenizer, task, include, batch_size)
+        prefix = "" if spec.family == "commonsense" else "lm_eval_"
+        metrics.update({prefix + k: v for k, v in out["metrics"].items()})
+        metrics[f"{prefix}acc_n"] = out["n"]
+        provenance["lm_eval"] = {"task": out["task"], "version": out["version"], "n": out["n"]}
+        if spec.family == "commonsense":
+            provenance["scorer"] = f"lm-eval:{out['task']}"
+    return metrics, provenance

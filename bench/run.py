@@ -16,7 +16,7 @@ from transformers import TrainingArguments, set_seed
 
 from .data import Collator, encode
 from .errors import UserError
-from .evaluate import scorer_for
+from .evaluate import evaluate_final, scorer_for
 from .models import count_parameters, load_model, load_tokenizer
 from .records import MetricsLog, atomic_write_json, atomic_write_text, completed_result, git_sha, versions, RESULT
 from .tasks import get_spec, load_task_data
@@ -97,7 +97,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         raise UserError(f"task={cfg.task.name}: no training examples after loading {data.sources['train']!r}")
 
     metrics_log = MetricsLog(run_dir)
-    scorer_name, scorer = scorer_for(spec, cfg.scale.local_data)
+    _, scorer = scorer_for(spec)
     eval_batch = cfg.trainer.per_device_eval_batch_size
 
     def score(m):
@@ -133,14 +133,19 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         metrics["eval_loss"] = final_eval[-1]
         if spec.kind == "lm":
             metrics["perplexity"] = float(torch.exp(torch.tensor(final_eval[-1])))
-    metrics.update(score(model))
+    explicit_eval = any(cfg.task.data_files.get(k) for k in ("test", "validation"))
+    final_metrics, provenance = evaluate_final(spec, model, tokenizer, data.eval, run_dir,
+                                               use_builtin=not (cfg.scale.local_data or explicit_eval),
+                                               max_length=max_length, batch_size=eval_batch)
+    metrics.update(final_metrics)
     if hasattr(method, "rank_pattern"):
         metrics["rank_pattern"] = method.rank_pattern(model)
         metrics["density"] = float(method.density(model))
     result = {
         "method": method.name, "model": cfg.model.name, "task": cfg.task.name, "rank": cfg.method.r,
         "seed": cfg.seed, "scale": cfg.scale.name, "status": "ok", "metrics": metrics,
-        "headline_metric": spec.metric, "scorer": scorer_name,
+        "headline_metric": spec.metric, "scorer": provenance.get("scorer", "trainer:eval_loss"),
+        "lm_eval": provenance.get("lm_eval"),
         "train_loss": [[r["step"], r.get("task_loss", r["loss"])] for r in rows if "loss" in r],
         "eval_loss": [[r["step"], r["eval_loss"]] for r in rows if "eval_loss" in r],
         "trainable_params": trainable, "total_params": total, "train_flops": flops.flops,

@@ -102,7 +102,8 @@ def load_task_data(task_cfg: Any, seed: int, use_local: bool) -> TaskData:
         train = _limit(train, task_cfg.num_train, seed)
         eval_rows = _limit(eval_rows, task_cfg.num_eval, seed)
     train = _limit(train, task_cfg.get("limit_train"), seed)
-    eval_rows = _limit(eval_rows, task_cfg.get("limit_eval"), seed)
+    if not _file_for(task_cfg.get("data_files"), "eval", "data_files"):  # a file you name is evaluated whole
+        eval_rows = _limit(eval_rows, task_cfg.get("limit_eval"), seed)
     dev = _limit(dev, task_cfg.get("limit_eval"), seed)
     return TaskData(spec, train, dev, eval_rows, {"train": train_src, "eval": eval_src})
 

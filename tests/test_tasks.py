@@ -1,0 +1,166 @@
+"""Task loaders on every real file in ../shared/data, MeZO's sampling protocol, scorers, and lm-eval offline."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.errors import UserError
+from bench.tasks import TASKS, load_task_data
+from bench.tasks.instruct import final_number
+from bench.tasks.readers import read_local
+from bench.tasks.superglue import mezo_split
+from tests.bench_helpers import run_inprocess
+from tests.conftest import SHARED
+
+DATA = SHARED / "data"
+COUNTS = json.loads((DATA / "counts.json").read_text())
+
+# file → the task whose local loader reads it
+FILE_TASK = {
+    "commonsense/ARC-Easy": "arc_easy", "commonsense/ARC-Challenge": "arc_challenge", "commonsense/boolq": "boolq",
+    "commonsense/openbookqa": "openbookqa", "superglue/BoolQ": "boolq_mezo", "superglue/CB": "cb",
+    "superglue/COPA": "copa", "superglue/MultiRC": "multirc", "superglue/RTE": "rte", "superglue/WSC": "wsc",
+    "superglue/WiC": "wic", "glue/CoLA": "cola", "glue/MRPC": "mrpc", "glue/QNLI": "qnli", "glue/SST-2": "sst2",
+    "glue/STS-B": "stsb", "alpaca/alpaca_en_demo.json": "alpaca", "gsm8k": "gsm8k",
+}
+
+
+def task_of(rel: str) -> str:
+    return next(task for prefix, task in FILE_TASK.items() if rel.startswith(prefix))
+
+
+def gold_is_right(task: str, raw: dict, ex: dict) -> bool:
+    """The converted label points at the candidate the original record calls correct."""
+    if task in ("arc_easy", "arc_challenge", "boolq", "openbookqa"):
+        return ex["candidates"][ex["label"]] == f"the correct answer is {raw['answer']}"
+    if task == "rte":
+        return ex["candidates"][ex["label"]] == {"entailment": "Yes", "not_entailment": "No"}[raw["label"]]
+    if task == "cb":
+        return ex["candidates"][ex["label"]] == {"entailment": "Yes", "contradiction": "No", "neutral": "Maybe"}[raw["label"]]
+    if task == "copa":
+        chosen = raw["choice1"] if raw["label"] == 0 else raw["choice2"]
+        return ex["candidates"][ex["label"]].strip().lower() == chosen.lower()
+    if task in ("wic", "wsc", "boolq_mezo"):
+        return ex["candidates"][ex["label"]].strip() == ("Yes" if raw["label"] else "No")
+    if task == "sst2":
+        return ex["label"] == int(raw["label"])
+    if task == "cola":
+        return ex["label"] == int(raw["label"])
+    if task == "mrpc":
+        return ex["label"] == int(raw["Quality"]) and ex["text"] == raw["#1 String"]
+    if task == "qnli":
+        return ex["label"] == {"entailment": 0, "not_entailment": 1}[raw["label"]]
+    if task == "stsb":
+        return ex["label"] == pytest.approx(float(raw["score"]))
+    if task == "gsm8k":
+        return final_number(ex["answer"]) is not None and ex["answer"] == raw["answer"]
+    if task == "alpaca":
+        return ex["answer"] == raw["output"]
+    raise AssertionError(task)
+
+
+@pytest.mark.parametrize("rel", sorted(COUNTS))
+def test_every_shared_file_parses_with_its_count_fields_and_gold_labels(rel):
+    task = task_of(rel)
+    spec = TASKS[task]
+    raw = read_local(DATA / rel, header=spec.local_header, columns=spec.local_columns)
+    assert len(raw) == COUNTS[rel], f"{rel}: {len(raw)} rows, counts.json says {COUNTS[rel]}"
+    assert all(f in raw[0] for f in spec.local_fields)
+    rows = [r for row in raw for r in spec.expand(row)] if spec.expand else raw
+    examples = [spec.convert_local(r) for r in rows]
+    if task == "multirc":
+        assert len(examples) > len(raw) and all(e["candidates"][e["label"]] == ("Yes" if r["label"] else "No") for r, e in zip(rows, examples))
+        return
+    bad = [i for i, (r, e) in enumerate(zip(rows, examples)) if not gold_is_right(task, r, e)]
+    assert not bad, f"{rel}: gold label mismatch at rows {bad[:5]}"
+
+
+def test_mezo_sampler_is_seeded_disjoint_and_literal_on_cb():
+    a = mezo_split(2490, 277, seed=42, num_train=1000, num_dev=500, num_eval=1000)
+    b = mezo_split(2490, 277, seed=42, num_train=1000, num_dev=500, num_eval=1000)
+    c = mezo_split(2490, 277, seed=43, num_train=1000, num_dev=500, num_eval=1000)
+    assert a == b and a != c
+    train, dev, test = a
+    assert (len(train), len(dev), len(test)) == (1000, 500, 277)
+    assert not set(train) & set(dev)
+    train, dev, test = mezo_split(250, 56, seed=1, num_train=1000, num_dev=100, num_eval=1000)  # CB
+    assert (len(train), len(dev), len(test)) == (150, 100, 56) and not set(train) & set(dev)
+    assert sorted(train + dev) == list(range(250)) and sorted(test) == list(range(56))
+
+
+def test_cb_through_the_loader_follows_the_protocol(tmp_path):
+    from tests.bench_helpers import compose_cfg
+
+    cfg = compose_cfg(["task=cb", "task.limit_train=null", "task.limit_eval=null"], tmp_path)
+    data = load_task_data(cfg.task, seed=1, use_local=True)
+    assert (len(data.train), len(data.dev), len(data.eval)) == (150, 100, 56)
+
+
+def test_missing_and_malformed_files_give_one_line_naming_file_and_fields(tmp_path):
+    from tests.bench_helpers import compose_cfg
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text('{"foo": 1}\n')
+    for path, expected in [(tmp_path / "none.json", "no such file"), (bad, "unreadable as json"), (wrong, "lacks fields")]:
+        cfg = compose_cfg(["task=rte", f"task.data_files.train={path}"], tmp_path)
+        with pytest.raises(UserError) as err:
+            load_task_data(cfg.task, seed=1, use_local=True)
+        message = str(err.value)
+        assert "\n" not in message and expected in message and str(path) in message and "premise" in message
+
+
+FAMILY_RUNS = {  # one tiny run per family; its headline metric and valid range
+    "commonsense": (["task=arc_easy"], "acc", (0, 1)),
+    "superglue": (["task=rte"], "acc", (0, 1)),
+    "glue": (["task=sst2", "model=tiny_roberta"], "acc", (0, 1)),
+    "instruct": (["task=gsm8k", "task.limit_eval=4", "task.max_length=192"], "exact_match", (0, 1)),
+    "pretrain": (["task=c4", "model=tiny_llama", "method=mora"], "perplexity", (1, 1e6)),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(FAMILY_RUNS))
+def test_tiny_run_per_family_reports_its_metric_in_range(family, tmp_path):
+    overrides, metric, (lo, hi) = FAMILY_RUNS[family]
+    limits = [] if any(o.startswith("task.limit_eval") for o in overrides) else ["task.limit_eval=16"]
+    result, _ = run_inprocess([*overrides, "trainer.max_steps=4", "task.limit_train=32", *limits], tmp_path)
+    assert lo <= result["metrics"][metric] <= hi
+    if family == "commonsense":
+        assert result["scorer"].startswith("lm-eval:") and result["lm_eval"]["version"] is not None
+        assert "acc_stderr" in result["metrics"]
+    if family == "superglue":
+        assert result["scorer"] == "mezo (mean option log-prob)" and 0 <= result["metrics"]["lm_eval_acc"] <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task,rel,n", [
+    ("arc_easy", "commonsense/ARC-Easy/test.json", 500),
+    ("arc_challenge", "commonsense/ARC-Challenge/test.json", 300),
+    ("boolq", "commonsense/boolq/test.json", 500),
+    ("openbookqa", "commonsense/openbookqa/test.json", 500),
+    ("rte", "superglue/RTE/val.jsonl", 277),
+])
+def test_a_named_test_file_is_evaluated_whole_offline(task, rel, n, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    split = "validation" if rel.endswith(".jsonl") else "test"
+    result, _ = run_inprocess([f"task={task}", f"task.data_files.{split}={DATA / rel}", "trainer.max_steps=1",
+                               "task.limit_train=16", "trainer.eval_strategy=no"], tmp_path)
+    assert result["examples"]["eval"] == n
+    assert result["lm_eval"]["n"] == n
+    key = "acc" if task != "rte" else "lm_eval_acc"
+    assert 0 <= result["metrics"][key] <= 1
+    if task == "rte":
+        assert result["metrics"]["acc_n"] == n  # the suite's MeZO scorer saw all of them too
+
+
+def test_task_listing_names_every_task(capsys):
+    from bench.tasks.__main__ import main
+
+    main()
+    out = capsys.readouterr().out
+    assert all(name in out for name in TASKS) and "lm-eval task" in out and "scorer" in out
