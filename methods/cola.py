@@ -40,8 +40,9 @@ class COLA(Restarting, LoRA):
 
     def next_link(self, layer: LoraLinear, link_index: int) -> list[ParamSwap]:
         r = self.ranks[min(link_index, len(self.ranks) - 1)]
-        retired = layer.reset_link(r, self.scaling_for(r), self.link_init)
-        return list(zip(retired, [layer.lora_A, layer.lora_B]))
+        retired = [layer.lora_A, layer.lora_B]
+        fresh = layer.reset_link(r, self.scaling_for(r), self.link_init)
+        return list(zip(retired, fresh))
 
     def hparams(self) -> dict:
         return {**super().hparams(), "knots": self.knots, "ranks": self.ranks, "link_init": self.link_init}

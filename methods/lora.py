@@ -43,19 +43,25 @@ class LoraLinear(AdapterLinear):
     def delta_weight(self) -> torch.Tensor:
         return (self.lora_B.float() @ self.lora_A.float()) * self.scaling
 
+    @torch.no_grad()
     def reset_link(self, r: int, scaling: float, a_init: str = "kaiming") -> list[nn.Parameter]:
-        """Start a fresh (A, B) pair of rank r; returns the retired parameters (their optimizer state must go).
+        """Start a fresh (A, B) pair of rank r; returns the parameters whose optimizer state must go.
 
-        The retired link is kept (detached) in ``retired_links`` so an export can rebuild the whole chain.
+        Same rank: re-initialised in place, so DDP/FSDP keep their parameter registrations. A new rank
+        (COLA's step-down) needs new parameters. The retired link is kept (detached) in ``retired_links``
+        so an export can rebuild the whole chain.
         """
-        retired = [self.lora_A, self.lora_B]
         self.retired_links.append((self.lora_A.detach().clone(), self.lora_B.detach().clone(), self.scaling))
         device = self.lora_A.device
-        self.r = r
-        self.scaling = scaling
-        self.lora_A = nn.Parameter(A_INITS[a_init](r, self.in_features, device))
-        self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, device=device))
-        return retired
+        fresh_A = A_INITS[a_init](r, self.in_features, device)
+        if r == self.r:
+            self.lora_A.copy_(fresh_A)
+            self.lora_B.zero_()
+        else:
+            self.lora_A = nn.Parameter(fresh_A)
+            self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, device=device))
+        self.r, self.scaling = r, scaling
+        return [self.lora_A, self.lora_B]
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, r={self.r}, scaling={self.scaling:g}"

@@ -125,13 +125,12 @@ class MoraLinear(AdapterLinear):
 
     @torch.no_grad()
     def reset_link(self) -> list[nn.Parameter]:
-        """ReMoRA restart: a fresh zero M and the other sharing grouping; returns the retired parameter."""
-        retired = [self.mora_M]
-        self.mora_M = nn.Parameter(torch.zeros_like(retired[0]))
+        """ReMoRA restart: M zeroed in place and the other sharing grouping; returns M (its optimizer state must go)."""
+        self.mora_M.zero_()
         if self.mora_type == "sharing":
             other = SHARING_GROUPINGS[(SHARING_GROUPINGS.index(self.sharing_grouping) + 1) % len(SHARING_GROUPINGS)]
             self.sharing_grouping = other
-        return retired
+        return [self.mora_M]
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, r_hat={self.r_hat}, mora_type={self.mora_type}"

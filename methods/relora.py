@@ -11,5 +11,5 @@ class ReLoRA(PeriodicRestart, LoRA):
     name = "relora"
 
     def next_link(self, layer: LoraLinear, link_index: int) -> list[ParamSwap]:
-        retired = layer.reset_link(self.r, self.scaling)
-        return list(zip(retired, [layer.lora_A, layer.lora_B]))
+        retired = [layer.lora_A, layer.lora_B]
+        return list(zip(retired, layer.reset_link(self.r, self.scaling)))

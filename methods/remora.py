@@ -11,5 +11,5 @@ class ReMoRA(PeriodicRestart, MoRA):
     name = "remora"
 
     def next_link(self, layer: MoraLinear, link_index: int) -> list[ParamSwap]:
-        retired = layer.reset_link()
-        return list(zip(retired, [layer.mora_M]))
+        (M,) = layer.reset_link()  # zeroed in place: the same parameter, its optimizer state dropped
+        return [(M, M)]

@@ -13,7 +13,7 @@ from torch import nn
 
 from .base import AdapterLinear, require
 
-ParamSwap = tuple[nn.Parameter, nn.Parameter]  # (retired, fresh)
+ParamSwap = tuple[nn.Parameter, nn.Parameter]  # (retired, fresh); the same object when re-initialised in place
 
 
 class Restarting:
@@ -73,8 +73,9 @@ def swap_optimizer_params(optimizer: torch.optim.Optimizer, swaps: list[ParamSwa
     fresh_for = {id(old): new for old, new in swaps}
     for group in optimizer.param_groups:
         group["params"] = [fresh_for.get(id(p), p) for p in group["params"]]
-    for old, _ in swaps:
+    for old, new in swaps:
         optimizer.state.pop(old, None)
+        optimizer.state.pop(new, None)
 
 
 def check_fraction_list(method: str, key: str, values: Any) -> list[float]:

@@ -1,0 +1,332 @@
+"""`python -m bench.perf [key=value ...]` (`make perf`): what each method costs per training step and in memory.
+
+Every row trains the same randomly initialised model on the same batch in ONE process, and the rows are
+timed interleaved (round-robin, order rotated each repetition) after warm-up, so ratios hold on a noisy
+machine. Rows: the frozen-base floor (forward + backward to the inputs), our LoRA, peft LoRA (same r, α,
+targets), OLoRA (+ its one-time QR), COLA (+ knot cost amortised), SaLoRA inside/outside its gating window,
+MoRA per operator, ReLoRA/ReMoRA (+ restart cost amortised). Memory: CUDA max-allocated on GPU; on CPU the
+bytes a step holds beyond the frozen weights (tensors saved for backward + gradients + optimizer state):
+torch's CPU allocator has no peak counter and is invisible to tracemalloc.
+
+Output: results/perf.md and results/perf.json. Timings are measured and reported, never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from omegaconf import OmegaConf
+
+from methods import build_method, swap_optimizer_params
+
+from .records import atomic_write_json, atomic_write_text, versions
+
+DEFAULTS = OmegaConf.create({
+    "model": "perf_llama",          # perf_llama (built in) or any conf/model name (random weights of its shape)
+    "batch": 4, "seq_len": 128, "ranks": [8, 64], "reps": 15, "warmup": 3,
+    "device": "auto", "dtype": "float32", "epoch_steps": 1000, "restart_every": 100,
+    "targets": None,                # default: the model config's target_modules
+    "memory": True, "out_dir": "results", "quick": False,
+})
+PERF_LLAMA = {"model_type": "llama", "vocab_size": 2048, "hidden_size": 384, "intermediate_size": 1024,
+              "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 8, "max_position_embeddings": 512}
+QUICK = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4,
+         "num_key_value_heads": 4, "vocab_size": 256}
+LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+MORA_TYPES = ("truncation", "sharing", "decoupling", "rotation")
+
+
+@dataclass
+class Row:
+    name: str
+    method: str | None                    # None: the floor; "peft": peft's LoRA
+    kwargs: dict = field(default_factory=dict)
+    progress: float = 0.5                 # SaLoRA's gating window position
+    samples: list[float] = field(default_factory=list)
+    one_time_s: float = 0.0               # OLoRA's QR init / one COLA knot / one restart
+    one_time_count: float = 0.0           # how many of those an epoch holds
+    trainable: int = 0
+    peak_mem_bytes: int | None = None
+
+
+def rows_for(r: int) -> list[Row]:
+    rows = [Row("floor (frozen base)", None), Row("lora", "lora"), Row("peft lora", "peft"), Row("olora", "olora"),
+            Row("cola (2 links)", "cola", {"knots": [0.5]}),
+            Row("salora (in window)", "salora", progress=0.25), Row("salora (outside window)", "salora", progress=0.9)]
+    rows += [Row(f"mora ({t})", "mora", {"mora_type": t}) for t in MORA_TYPES]
+    rows += [Row("relora", "relora"), Row("remora", "remora", {"mora_type": "sharing"})]
+    return rows
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def model_config(cfg) -> tuple[Any, list[str]]:
+    from transformers import AutoConfig
+
+    if cfg.model == "perf_llama":
+        spec = {**PERF_LLAMA, **(QUICK if cfg.quick else {})}
+        return AutoConfig.for_model(**spec), list(cfg.targets or LLAMA_TARGETS)
+    conf_dir = Path(__file__).resolve().parents[1] / "conf" / "model"
+    model_cfg = OmegaConf.load(conf_dir / f"{cfg.model}.yaml")
+    targets = list(cfg.targets or model_cfg.target_modules)
+    if model_cfg.source == "config":
+        return AutoConfig.for_model(**OmegaConf.to_container(model_cfg.config)), targets
+    return AutoConfig.from_pretrained(model_cfg.path), targets  # the shape only; weights stay random
+
+
+class Bench:
+    """One base model, one batch; a `step` closure per row."""
+
+    def __init__(self, cfg, r: int, device: torch.device, dtype: torch.dtype):
+        from transformers import AutoModelForCausalLM
+
+        self.cfg, self.r, self.device, self.dtype = cfg, r, device, dtype
+        config, self.targets = model_config(cfg)
+        torch.manual_seed(0)
+        self.base = AutoModelForCausalLM.from_config(config, dtype=dtype).to(device)
+        g = torch.Generator().manual_seed(0)
+        self.ids = torch.randint(0, config.vocab_size, (cfg.batch, cfg.seq_len), generator=g).to(device)
+        self.memory_probe: dict[str, tuple[set[int], Callable[[], int]]] = {}
+
+    def build(self, row: Row) -> Callable[[], None]:
+        model = copy.deepcopy(self.base)
+        ids = self.ids
+        if row.method is None:  # floor: no adapter, but gradients flow back to the inputs
+            model.requires_grad_(False)
+            emb = model.get_input_embeddings()
+            self.memory_probe[row.name] = ({p.untyped_storage().data_ptr() for p in model.parameters()}, lambda: 0)
+
+            def step():
+                embeds = emb(ids).detach().requires_grad_(True)
+                model(inputs_embeds=embeds, labels=ids).loss.backward()
+            return step
+        if row.method == "peft":
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(r=self.r, lora_alpha=2 * self.r, target_modules=self.targets,
+                                                     lora_dropout=0.0))
+            params = [p for p in model.parameters() if p.requires_grad]
+            method = None
+        else:
+            kwargs = dict(row.kwargs)
+            if row.method in ("relora", "remora"):
+                kwargs["restart_every"] = self.cfg.restart_every
+            method = build_method(row.method, r=self.r, alpha=2 * self.r, target_modules=self.targets, **kwargs)
+            started = time.perf_counter()
+            model = method.apply(model)
+            self._sync()
+            if row.method == "olora":
+                row.one_time_s, row.one_time_count = time.perf_counter() - started, 1
+            params = method.trainable_parameters(model)
+        row.trainable = sum(p.numel() for p in params)
+        optimizer = torch.optim.AdamW(params, lr=1e-4)
+        model.train()
+        self.memory_probe[row.name] = (
+            {p.untyped_storage().data_ptr() for p in model.parameters()},
+            lambda: sum(p.numel() * p.element_size() for g in optimizer.param_groups for p in g["params"])  # gradients
+            + sum(t.numel() * t.element_size() for st in optimizer.state.values() for t in st.values() if torch.is_tensor(t)),
+        )
+
+        def step():
+            if method is not None:
+                method.before_step(model, 0, row.progress)
+            loss = model(input_ids=ids, labels=ids).loss
+            if method is not None:
+                extra = method.regularization_loss(model, row.progress)
+                if extra is not None:
+                    loss = loss + extra
+            loss.backward()
+            if method is not None and hasattr(method, "lagrangian_step"):
+                method.lagrangian_step(model, row.progress)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        if method is not None and hasattr(method, "tie_knot"):  # the knot's one-time cost
+            step()
+            self._sync()
+            started = time.perf_counter()
+            swap_optimizer_params(optimizer, method.tie_knot(model))
+            self._sync()
+            row.one_time_s = time.perf_counter() - started
+            row.one_time_count = len(row.kwargs.get("knots", [])) or self.cfg.epoch_steps / self.cfg.restart_every
+        return step
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def time_rows(self, rows: list[Row], steps: dict[str, Callable]) -> None:
+        for row in rows:
+            for _ in range(self.cfg.warmup):
+                steps[row.name]()
+        self._sync()
+        for rep in range(self.cfg.reps):
+            order = rows[rep % len(rows):] + rows[:rep % len(rows)]
+            for row in order:
+                started = time.perf_counter()
+                steps[row.name]()
+                self._sync()
+                row.samples.append(time.perf_counter() - started)
+
+    def gpu_memory(self, rows: list[Row], steps: dict[str, Callable]) -> None:
+        for row in rows:
+            torch.cuda.synchronize()
+            before = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            steps[row.name]()
+            torch.cuda.synchronize()
+            row.peak_mem_bytes = torch.cuda.max_memory_allocated() - before
+
+
+def cpu_training_memory(model_params: set[int], step: Callable[[], None], optimizer_state: Callable[[], int]) -> int:
+    """Bytes a step holds beyond the frozen weights: tensors saved for backward (unique storages, parameters
+    excluded) + gradients + optimizer state. torch's CPU allocator has no peak counter; this counts tensors."""
+    saved: dict[int, int] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in model_params:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step()
+    return sum(saved.values()) + optimizer_state()
+
+
+def summarise(rows: list[Row], cfg) -> list[dict]:
+    by_name = {row.name: row for row in rows}
+    tokens = cfg.batch * cfg.seq_len
+    out = []
+    for row in rows:
+        median = statistics.median(row.samples)
+        amortised = median + (row.one_time_s * row.one_time_count / cfg.epoch_steps if row.method != "olora" else 0.0)
+        q1, _, q3 = statistics.quantiles(row.samples, n=4) if len(row.samples) >= 2 else (median, median, median)
+        out.append({
+            "row": row.name, "median_step_ms": 1e3 * median, "iqr_ms": 1e3 * (q3 - q1),
+            "amortised_step_ms": 1e3 * amortised, "tokens_per_s": tokens / median, "trainable_params": row.trainable,
+            "peak_mem_mb": None if row.peak_mem_bytes is None else row.peak_mem_bytes / 2**20,
+            "one_time_s": row.one_time_s or None,
+            "one_time_share_of_epoch": (row.one_time_s / (row.one_time_s + cfg.epoch_steps * median)) if row.method == "olora" else None,
+        })
+    base = {name: statistics.median(by_name[name].samples) for name in ("lora", "peft lora", "floor (frozen base)")}
+    mem = {name: by_name[name].peak_mem_bytes for name in ("lora", "peft lora")}
+    for entry in out:
+        step = entry["amortised_step_ms"] / 1e3
+        entry["vs_lora"] = step / base["lora"]
+        entry["vs_peft_lora"] = step / base["peft lora"]
+        entry["vs_floor"] = step / base["floor (frozen base)"]
+        peak = by_name[entry["row"]].peak_mem_bytes
+        entry["mem_vs_lora"] = peak / mem["lora"] if peak and mem["lora"] else None
+        entry["mem_vs_peft_lora"] = peak / mem["peft lora"] if peak and mem["peft lora"] else None
+    return out
+
+
+TARGETS = {  # the issue's targets, reported beside the measurements (never asserted)
+    "lora": ("vs_peft_lora", 1.00), "olora": ("vs_lora", 1.02), "cola (2 links)": ("vs_lora", 1.02),
+    "mora (sharing)": ("vs_lora", 1.05), "mora (rotation)": ("vs_lora", 1.10), "salora (in window)": ("vs_lora", 1.10),
+}
+
+
+def render(report: dict) -> str:
+    h = report["header"]
+    lines = [
+        "# Performance: cost per training step and memory",
+        "",
+        f"Generated by `python -m bench.perf` ({h['when']}). Machine: {h['machine']}; device: {h['device']}; dtype: "
+        f"{h['dtype']}; model: {h['model']} ({h['model_params'] / 1e6:.2f} M params), batch {h['batch']} × seq {h['seq_len']}; "
+        f"{h['reps']} interleaved repetitions after {h['warmup']} warm-up steps; memory: {h['memory_method']}.",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in h["versions"].items()) + ".",
+        f"One-time costs are amortised over a {h['epoch_steps']}-step epoch (COLA: one knot per epoch for a chain of 2; "
+        f"ReLoRA/ReMoRA: a restart every {h['restart_every']} steps). Ratios use the amortised step time.",
+        "",
+    ]
+    for r, rows in report["ranks"].items():
+        lines += [f"## r = {r}", "",
+                  "| row | median step ms (IQR) | amortised ms | tokens/s | × our LoRA | × peft LoRA | × floor | peak mem MB | mem × LoRA | mem × peft | trainable | target | met |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for e in rows:
+            target = TARGETS.get(e["row"])
+            tgt, met = ("", "")
+            if target:
+                key, limit = target
+                tgt = f"{key.replace('vs_', '× ').replace('_', ' ')} ≤ {limit:.2f}"
+                met = "yes" if e[key] <= limit else "no"
+            if e["row"] == "lora":
+                floor = next(x for x in rows if x["row"].startswith("floor"))
+                tgt += f"; × floor ≤ 1.15 (r 8)" if str(r) == "8" else ""
+                met += f" / {'yes' if e['vs_floor'] <= 1.15 else 'no'}" if str(r) == "8" else ""
+            fmt = lambda v, p=2: "–" if v is None else f"{v:.{p}f}"
+            extra = f" (init {e['one_time_s']:.3f} s = {100 * e['one_time_share_of_epoch']:.3f}% of an epoch)" if e["one_time_share_of_epoch"] else ""
+            lines.append(f"| {e['row']}{extra} | {e['median_step_ms']:.1f} ({e['iqr_ms']:.1f}) | {e['amortised_step_ms']:.1f} | "
+                         f"{e['tokens_per_s']:.0f} | {e['vs_lora']:.3f} | {e['vs_peft_lora']:.3f} | {e['vs_floor']:.3f} | "
+                         f"{fmt(e['peak_mem_mb'], 1)} | {fmt(e['mem_vs_lora'], 3)} | {fmt(e['mem_vs_peft_lora'], 3)} | "
+                         f"{e['trainable_params']:,} | {tgt} | {met} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run(cfg) -> dict:
+    device = pick_device(cfg.device)
+    dtype = getattr(torch, cfg.dtype)
+    report: dict[str, Any] = {"ranks": {}}
+    model_params = 0
+    for r in cfg.ranks:
+        bench = Bench(cfg, r, device, dtype)
+        model_params = sum(p.numel() for p in bench.base.parameters())
+        rows = rows_for(r)
+        steps = {}
+        for row in rows:
+            steps[row.name] = bench.build(row)
+        bench.time_rows(rows, steps)
+        if cfg.memory:
+            if device.type == "cuda":
+                bench.gpu_memory(rows, steps)
+            else:
+                for row in rows:
+                    param_storages, optimizer_bytes = bench.memory_probe[row.name]
+                    row.peak_mem_bytes = cpu_training_memory(param_storages, steps[row.name], optimizer_bytes)
+        report["ranks"][str(r)] = summarise(rows, cfg)
+        del bench, steps
+    report["header"] = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": f"{platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads, {platform.processor() or platform.system()}",
+        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu", "dtype": cfg.dtype,
+        "model": cfg.model + (" (quick)" if cfg.quick else ""), "model_params": model_params, "batch": cfg.batch,
+        "seq_len": cfg.seq_len, "reps": cfg.reps, "warmup": cfg.warmup, "epoch_steps": cfg.epoch_steps,
+        "restart_every": cfg.restart_every, "versions": versions(),
+        "memory_method": ("CUDA max_memory_allocated growth over one step" if device.type == "cuda"
+                          else "bytes held beyond the frozen weights: tensors saved for backward + gradients + optimizer state"
+                          if cfg.memory else "not measured"),
+    }
+    return report
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = [a.removeprefix("perf.") for a in (sys.argv[1:] if argv is None else argv)]
+    cfg = OmegaConf.merge(DEFAULTS, OmegaConf.from_dotlist(args))
+    if cfg.quick:
+        cfg = OmegaConf.merge(cfg, {"reps": min(cfg.reps, 3), "warmup": 1, "batch": 2, "seq_len": 16, "ranks": [2, 4]})
+    report = run(cfg)
+    out = Path(cfg.out_dir)
+    atomic_write_json(out / "perf.json", report)
+    atomic_write_text(out / "perf.md", render(report))
+    print(f"perf: {out / 'perf.md'}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
