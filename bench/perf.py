@@ -99,7 +99,7 @@ class Bench:
         self.base = AutoModelForCausalLM.from_config(config, dtype=dtype).to(device)
         g = torch.Generator().manual_seed(0)
         self.ids = torch.randint(0, config.vocab_size, (cfg.batch, cfg.seq_len), generator=g).to(device)
-        self.memory_probe: dict[str, tuple[set[int], Callable[[], int]]] = {}
+        self.memory_probe: dict[str, tuple[Callable[[], set[int]], Callable[[], int]]] = {}
 
     def build(self, row: Row) -> Callable[[], None]:
         model = copy.deepcopy(self.base)
@@ -107,7 +107,7 @@ class Bench:
         if row.method is None:  # floor: no adapter, but gradients flow back to the inputs
             model.requires_grad_(False)
             emb = model.get_input_embeddings()
-            self.memory_probe[row.name] = ({p.untyped_storage().data_ptr() for p in model.parameters()}, lambda: 0)
+            self.memory_probe[row.name] = (lambda: {p.untyped_storage().data_ptr() for p in model.parameters()}, lambda: 0)
 
             def step():
                 embeds = emb(ids).detach().requires_grad_(True)
@@ -135,7 +135,7 @@ class Bench:
         optimizer = torch.optim.AdamW(params, lr=1e-4)
         model.train()
         self.memory_probe[row.name] = (
-            {p.untyped_storage().data_ptr() for p in model.parameters()},
+            lambda: {p.untyped_storage().data_ptr() for p in model.parameters()},
             lambda: sum(p.numel() * p.element_size() for g in optimizer.param_groups for p in g["params"])  # gradients
             + sum(t.numel() * t.element_size() for st in optimizer.state.values() for t in st.values() if torch.is_tensor(t)),
         )
@@ -191,14 +191,15 @@ class Bench:
             row.peak_mem_bytes = torch.cuda.max_memory_allocated() - before
 
 
-def cpu_training_memory(model_params: set[int], step: Callable[[], None], optimizer_state: Callable[[], int]) -> int:
+def cpu_training_memory(model_params: Callable[[], set[int]], step: Callable[[], None], optimizer_state: Callable[[], int]) -> int:
     """Bytes a step holds beyond the frozen weights: tensors saved for backward (unique storages, parameters
     excluded) + gradients + optimizer state. torch's CPU allocator has no peak counter; this counts tensors."""
     saved: dict[int, int] = {}
+    resident = model_params()  # read now: a knot gives the base weights new storage
 
     def pack(t):
         storage = t.untyped_storage()
-        if storage.data_ptr() not in model_params:
+        if storage.data_ptr() not in resident:
             saved[storage.data_ptr()] = storage.nbytes()
         return t
 

@@ -17,6 +17,7 @@ from transformers import TrainingArguments, set_seed
 from .data import Collator, encode
 from .errors import UserError
 from .evaluate import evaluate_final, scorer_for
+from .export import export_run, save_final_state
 from .models import count_parameters, load_model, load_tokenizer
 from .records import MetricsLog, atomic_write_json, atomic_write_text, completed_result, git_sha, versions, RESULT
 from .tasks import get_spec, load_task_data
@@ -141,11 +142,13 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if hasattr(method, "rank_pattern"):
         metrics["rank_pattern"] = method.rank_pattern(model)
         metrics["density"] = float(method.density(model))
+    save_final_state(method, model, run_dir)
+    exported = export_run(method, model, tokenizer, run_dir, cfg, metrics) if cfg.export else None
     result = {
         "method": method.name, "model": cfg.model.name, "task": cfg.task.name, "rank": cfg.method.r,
         "seed": cfg.seed, "scale": cfg.scale.name, "status": "ok", "metrics": metrics,
         "headline_metric": spec.metric, "scorer": provenance.get("scorer", "trainer:eval_loss"),
-        "lm_eval": provenance.get("lm_eval"),
+        "lm_eval": provenance.get("lm_eval"), "export": exported,
         "train_loss": [[r["step"], r.get("task_loss", r["loss"])] for r in rows if "loss" in r],
         "eval_loss": [[r["step"], r["eval_loss"]] for r in rows if "eval_loss" in r],
         "trainable_params": trainable, "total_params": total, "train_flops": flops.flops,

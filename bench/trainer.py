@@ -157,9 +157,9 @@ class BenchState(TrainerCallback):
     def __init__(self, method: AdapterMethod, flops: FlopsCounter):
         self.method, self.flops = method, flops
 
-    def on_save(self, args, state, control, **kwargs):
+    def on_save(self, args, state, control, model=None, **kwargs):
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        payload = {"method": self.method.state_dict(), "flops": self.flops.flops,
+        payload = {"method": self.method.state_dict(model), "flops": self.flops.flops,
                    "tokens_seen": self.flops._tokens_seen, "step": state.global_step}
         tmp = ckpt / (BENCH_STATE + ".tmp")
         torch.save(payload, tmp)
@@ -171,10 +171,7 @@ class BenchState(TrainerCallback):
         state = payload["method"]
         if hasattr(self.method, "fast_forward"):
             self.method.fast_forward(model, int(state.get("link_index", 0)))
-        try:
-            self.method.load_state_dict(state, model=model)
-        except TypeError:
-            self.method.load_state_dict(state)
+        self.method.load_state_dict(state, model=model)
         self.flops.flops, self.flops._tokens_seen = payload["flops"], payload["tokens_seen"]
         return int(payload["step"])
 

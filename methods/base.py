@@ -209,10 +209,10 @@ class AdapterMethod:
     def log_stats(self, model: nn.Module) -> dict[str, float]:
         return {}
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, model: nn.Module | None = None) -> dict[str, Any]:
         return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module | None = None) -> None:
         pass
 
     def hparams(self) -> dict[str, Any]:

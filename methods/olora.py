@@ -26,6 +26,9 @@ class OLoraLinear(LoraLinear):
         self.lora_A.data = R[: self.r, :].contiguous()
         residual = weight.float() - self.scaling * (self.lora_B @ self.lora_A)
         weight.data = residual.to(weight.dtype)
+        # The initial factors: the original weight is residual + s·B₀·A₀, which a peft export needs.
+        self.register_buffer("olora_A0", self.lora_A.detach().clone())
+        self.register_buffer("olora_B0", self.lora_B.detach().clone())
 
 
 class OLoRA(LoRA):

@@ -60,12 +60,19 @@ class Restarting:
     def log_stats(self, model: nn.Module) -> dict[str, float]:
         return {"link": float(self.link_index)}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"link_index": self.link_index, "knot_steps": list(self._knot_steps)}
+    def state_dict(self, model: nn.Module | None = None) -> dict[str, Any]:
+        state = {"link_index": self.link_index, "knot_steps": list(self._knot_steps)}
+        if model is not None:  # the retired links, so an export after a resume still sees the whole chain
+            state["links"] = {name: list(getattr(layer, "retired_links", [])) for name, layer in self.adapted_layers(model)}
+        return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module | None = None) -> None:
         self.link_index = int(state.get("link_index", 0))
         self._knot_steps = list(state.get("knot_steps", self._knot_steps))
+        if model is not None and "links" in state:
+            for name, layer in self.adapted_layers(model):
+                if hasattr(layer, "retired_links"):
+                    layer.retired_links = list(state["links"].get(name, []))
 
 
 def swap_optimizer_params(optimizer: torch.optim.Optimizer, swaps: list[ParamSwap]) -> None:

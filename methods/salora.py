@@ -194,7 +194,7 @@ class SaLoRA(LoRA):
             "kept_rank_mean": sum(kept.values()) / max(len(kept), 1),
         }
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, model: nn.Module | None = None) -> dict[str, Any]:
         state = {"lagrange_lambda": self.lagrange_lambda.item(), "lambda_optimizer": self._lambda_optimizer.state_dict()}
         if self._gate_optimizer is not None:
             state["gate_optimizer"] = self._gate_optimizer.state_dict()

@@ -1,0 +1,195 @@
+"""Trained adapters out of the suite, in formats the ecosystem loads.
+
+* ``export_peft``: a peft LoRA adapter directory (adapter_config.json + adapter_model.safetensors) that
+  ``PeftModel.from_pretrained(original_base, dir)`` loads and that reproduces the suite's logits. Every
+  low-rank method is written as the exact LoRA it is relative to the *original* weights, scaling folded into
+  B (lora_alpha = r per module, so peft's scale is 1):
+    lora / relora / cola   links concatenated: B' = [s₁B₁ | … | s_cB_c], A' = [A₁; …; A_c]
+    olora                  the residual folded in: B' = [sB | −sB₀], A' = [A; A₀] (rank 2r, as peft's conversion)
+    salora                 components with ẑ = 0 dropped, ẑ folded into B; per-module ranks in rank_pattern
+    mora (sharing, truncation)  the rank-r̂ LoRA it is: A' = f_comp as a matrix, B' = f_decomp(M)
+* ``export_merged``: every method (MoRA rotation/decoupling too) merged into a transformers checkpoint with
+  the tokenizer, loadable by AutoModelForCausalLM and lm-eval's ``hf`` model.
+* A model card (README.md) in each directory.
+
+``python -m bench.export RUN_DIR`` re-exports a finished run from its saved final adapter state.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from methods import AdapterMethod
+
+from .records import atomic_write_text
+
+PEFT_METHODS = ("lora", "olora", "cola", "salora", "relora", "mora")
+FINAL_STATE = "final_adapter.pt"
+
+
+def lora_factors(method: AdapterMethod, layer) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(B', A') with ΔW_total = B'A' relative to the original weight, scaling folded into B'; None if not low-rank."""
+    name = method.name
+    if name in ("lora", "relora", "cola", "olora"):
+        links = [*getattr(layer, "retired_links", []), (layer.lora_A.detach(), layer.lora_B.detach(), layer.scaling)]
+        Bs = [s * B.float() for A, B, s in links]
+        As = [A.float() for A, B, s in links]
+        if name == "olora":
+            Bs.append(-layer.scaling * layer.olora_B0.float())
+            As.append(layer.olora_A0.float())
+        return torch.cat(Bs, dim=1), torch.cat(As, dim=0)
+    if name == "salora":
+        z = layer.deterministic_gate().detach().float()
+        kept = z > 0
+        B = layer.scaling * layer.lora_B.detach().float()[:, kept] * z[kept]
+        return B, layer.lora_A.detach().float()[kept]
+    if name == "mora" and layer.mora_type in ("sharing", "truncation"):
+        eye = torch.eye(layer.in_features, device=layer.mora_M.device)
+        A = layer.compress(eye).T.float()                 # r̂ × k: the compression as a matrix
+        B = layer.decompress(layer.mora_M.detach().float().T).T  # d × r̂: decompression applied to M's columns
+        return B, A
+    return None
+
+
+def peft_exportable(method: AdapterMethod) -> bool:
+    return method.name in PEFT_METHODS and (method.name != "mora" or method.mora_type in ("sharing", "truncation"))
+
+
+def export_peft(method: AdapterMethod, model, out_dir: Path, base_model: str, card: dict[str, Any]) -> Path:
+    from peft import LoraConfig
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tensors, rank_pattern, targets = {}, {}, []
+    for name, layer in method.adapted_layers(model):
+        factors = lora_factors(method, layer)
+        if factors is None:
+            raise ValueError(f"method {method.name} ({getattr(method, 'mora_type', '')}) has no exact LoRA form; use the merged export")
+        B, A = factors
+        if A.shape[0] == 0:  # SaLoRA pruned every component: the module is left out
+            continue
+        targets.append(name)
+        rank_pattern[name] = A.shape[0]
+        tensors[f"base_model.model.{name}.lora_A.weight"] = A.contiguous().cpu()
+        tensors[f"base_model.model.{name}.lora_B.weight"] = B.contiguous().cpu()
+    if not targets:
+        raise ValueError("every adapted module was pruned: nothing to export")
+    ranks = sorted(set(rank_pattern.values()))
+    config = LoraConfig(
+        r=ranks[0], lora_alpha=ranks[0], target_modules=targets,
+        rank_pattern=rank_pattern, alpha_pattern={k: v for k, v in rank_pattern.items()},  # scale 1 per module
+        lora_dropout=0.0, base_model_name_or_path=base_model, task_type=card.get("task_type"),
+    )
+    config.save_pretrained(str(out_dir))
+    save_file(tensors, str(out_dir / "adapter_model.safetensors"))
+    write_card(out_dir, {**card, "format": "peft LoRA adapter", "rank_pattern": rank_pattern})
+    return out_dir
+
+
+def export_merged(method: AdapterMethod, model, tokenizer, out_dir: Path, card: dict[str, Any]) -> Path:
+    out_dir = Path(out_dir)
+    plain = method.merge(copy.deepcopy(model))
+    plain.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    write_card(out_dir, {**card, "format": "merged transformers checkpoint"})
+    return out_dir
+
+
+def write_card(out_dir: Path, card: dict[str, Any]) -> None:
+    lines = [f"# {card.get('method')} adapter — {card.get('model')} on {card.get('task')}", "",
+             f"Exported by lorabench as a {card.get('format')}.", ""]
+    for key in ("method", "hyperparameters", "model", "base_model", "task", "metrics", "source_run", "rank_pattern", "format"):
+        if key in card:
+            value = card[key]
+            lines.append(f"- **{key}**: " + (f"`{json.dumps(value, sort_keys=True, default=str)}`" if isinstance(value, (dict, list)) else f"{value}"))
+    if card.get("format", "").startswith("peft"):
+        lines += ["", "```python", "from peft import PeftModel", "from transformers import AutoModelForCausalLM",
+                  f"base = AutoModelForCausalLM.from_pretrained({card.get('base_model')!r})",
+                  "model = PeftModel.from_pretrained(base, '<this directory>')", "```"]
+    atomic_write_text(out_dir / "README.md", "\n".join(lines) + "\n")
+
+
+def export_run(method: AdapterMethod, model, tokenizer, run_dir: Path, cfg, metrics: dict) -> dict[str, str]:
+    """Both formats where they apply; returns {format: path}."""
+    base = cfg.model.path if cfg.model.source in ("hub", "local") else cfg.model.name
+    card = {"method": method.name, "hyperparameters": method.hparams(), "model": cfg.model.name, "base_model": base,
+            "task": cfg.task.name, "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+            "source_run": str(run_dir), "task_type": "CAUSAL_LM" if cfg.model.arch == "decoder" else "SEQ_CLS"}
+    save_probe(model, tokenizer, run_dir / "export" / "probe.pt")
+    out = {"merged": str(export_merged(method, model, tokenizer, run_dir / "export" / "merged", card))}
+    if peft_exportable(method) and cfg.model.source in ("hub", "local"):
+        out["peft"] = str(export_peft(method, model, run_dir / "export" / "peft", base, card))
+    return out
+
+
+PROBE_TEXT = "Once upon a time, there was a little girl named Lily. She loved to play outside."
+
+
+@torch.no_grad()
+def save_probe(model, tokenizer, path: Path) -> None:
+    """The suite's own logits on a fixed input, so any loader of an export can be checked against them."""
+    was_training = model.training
+    model.eval()
+    enc = tokenizer(PROBE_TEXT, return_tensors="pt").to(next(model.parameters()).device)
+    logits = model(**enc).logits.float().cpu()
+    model.train(was_training)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"input_ids": enc.input_ids.cpu(), "logits": logits}, path)
+
+
+def save_final_state(method: AdapterMethod, model, run_dir: Path) -> None:
+    """What a later `python -m bench.export RUN_DIR` needs: trainable tensors + adapted layers' buffers + method state."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()
+             if any(part in k for part in ("lora_", "mora_M", "gate_log_alpha", "olora_"))
+             or k in {n for n, p in model.named_parameters() if p.requires_grad}}
+    knotted = {f"{name}.base_layer.weight": layer.base_layer.weight.detach().cpu() for name, layer in method.adapted_layers(model)
+               if getattr(method, "link_index", 0) > 0}
+    tmp = Path(run_dir) / (FINAL_STATE + ".tmp")
+    torch.save({"state": {**state, **knotted}, "method": method.state_dict(model)}, tmp)
+    tmp.replace(Path(run_dir) / FINAL_STATE)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Re-export a finished run: rebuild model + method from its result.json, load the final adapter state."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from .errors import UserError, report_and_exit
+    from .models import load_model, load_tokenizer
+    from .tasks import get_spec
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        if len(args) != 1:
+            raise UserError("usage: python -m bench.export RUN_DIR (a run directory holding result.json)")
+        run_dir = Path(args[0])
+        result_path = run_dir / "result.json"
+        if not result_path.is_file() or not (run_dir / FINAL_STATE).is_file():
+            raise UserError(f"RUN_DIR={str(run_dir)!r} has no finished run (result.json and {FINAL_STATE} expected)")
+        result = json.loads(result_path.read_text())
+        cfg = OmegaConf.create(result["config"])
+        spec = get_spec(cfg.task.name)
+        tokenizer = load_tokenizer(cfg.model)
+        model = load_model(cfg.model, "seq_cls" if spec.kind == "cls" else "causal_lm", spec.num_labels, tokenizer)
+        method = instantiate(cfg.method)
+        model = method.apply(model)
+        saved = torch.load(run_dir / FINAL_STATE, weights_only=False)
+        if hasattr(method, "fast_forward"):
+            method.fast_forward(model, int(saved["method"].get("link_index", 0)))
+        model.load_state_dict(saved["state"], strict=False)
+        method.load_state_dict(saved["method"], model=model)
+        for fmt, path in export_run(method, model, tokenizer, run_dir, cfg, result.get("metrics", {})).items():
+            print(f"export ({fmt}): {path}")
+    except UserError as err:
+        report_and_exit(err)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Exports load in the ecosystem and reproduce the suite's logits, checked in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.bench_helpers import FAST, run_inprocess
+from tests.conftest import REPO, STORIES
+
+pytestmark = pytest.mark.slow
+
+CASES = {  # config override → has a peft export
+    "lora": True, "olora": True, "cola_stepdown": True, "salora": True, "relora": True,
+    "mora": True, "mora_truncation": True, "mora_rotation": False, "mora_decoupling": False, "remora": False,
+}
+EXTRA = {
+    "salora": ["method.gate_init=-2.4", "method.t_start=0.0", "method.t_end=0.9", "method.lr_constraint=0.5"],
+    "cola_stepdown": ["method.knots=[0.5]", "method.ranks=[4,2]"], "relora": ["method.restart_every=3"], "remora": ["method.restart_every=3"],
+}
+
+LOADER = r"""
+import json, sys, torch
+from transformers import AutoModelForCausalLM
+from peft import PeftModel
+out = {}
+for run in json.loads(sys.argv[1]):
+    probe = torch.load(run["probe"])
+    ids = probe["input_ids"]
+    merged = AutoModelForCausalLM.from_pretrained(run["merged"]).eval()
+    out[run["name"]] = {"merged": (merged(ids).logits - probe["logits"]).abs().max().item()}
+    if run.get("peft"):
+        base = AutoModelForCausalLM.from_pretrained(sys.argv[2]).eval()
+        model = PeftModel.from_pretrained(base, run["peft"]).eval()
+        out[run["name"]]["peft"] = (model(input_ids=ids).logits - probe["logits"]).abs().max().item()
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    runs = {}
+    for name in CASES:
+        tmp = tmp_path_factory.mktemp(name)
+        result, run_dir = run_inprocess([f"method={name}", *FAST, "trainer.max_steps=8", "export=true",
+                                         "method.r=4", *EXTRA.get(name, [])], tmp)
+        runs[name] = (result, run_dir)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def fresh_process_diffs(exported):
+    payload = [{"name": name, "probe": str(run_dir / "export" / "probe.pt"), "merged": result["export"]["merged"],
+                "peft": result["export"].get("peft")} for name, (result, run_dir) in exported.items()]
+    proc = subprocess.run([sys.executable, "-c", LOADER, json.dumps(payload), str(STORIES)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_export_reproduces_the_suite_logits_in_a_fresh_process(name, exported, fresh_process_diffs):
+    result, run_dir = exported[name]
+    assert set(result["export"]) == ({"merged", "peft"} if CASES[name] else {"merged"})
+    diffs = fresh_process_diffs[name]
+    assert diffs["merged"] <= 1e-4, diffs
+    if CASES[name]:
+        assert diffs["peft"] <= 1e-4, diffs
+        assert (run_dir / "export" / "peft" / "adapter_config.json").exists()
+        assert (run_dir / "export" / "peft" / "README.md").read_text().startswith("# ")
+    card = (run_dir / "export" / "merged" / "README.md").read_text()
+    assert result["method"] in card and "stories260k" in card and "metrics" in card
+
+
+def test_salora_export_ranks_equal_its_kept_ranks(exported):
+    result, run_dir = exported["salora"]
+    config = json.loads((run_dir / "export" / "peft" / "adapter_config.json").read_text())
+    kept = {k: v for k, v in result["metrics"]["rank_pattern"].items() if v > 0}
+    assert config["rank_pattern"] == kept
+    assert min(result["metrics"]["rank_pattern"].values()) < 4, "no component was pruned: the test shows nothing"
+
+
+def test_cola_export_rank_is_the_sum_of_its_links(exported):
+    result, run_dir = exported["cola_stepdown"]
+    config = json.loads((run_dir / "export" / "peft" / "adapter_config.json").read_text())
+    assert result["config"]["method"]["ranks"] == [4, 2]
+    assert set(config["rank_pattern"].values()) == {4 + 2}
+
+
+def test_export_cli_reexports_a_finished_run(exported, tmp_path):
+    result, run_dir = exported["olora"]
+    before = torch.load(run_dir / "export" / "probe.pt")["logits"]
+    proc = subprocess.run([sys.executable, "-m", "bench.export", str(run_dir)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "export (peft)" in proc.stdout and "export (merged)" in proc.stdout
+    after = torch.load(run_dir / "export" / "probe.pt")["logits"]
+    assert (after - before).abs().max() <= 1e-5

@@ -1,0 +1,25 @@
+"""bench.perf in its seconds-long mode: the table is complete and every ratio finite (timings never asserted)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from bench.perf import main, rows_for
+
+
+def test_quick_perf_writes_a_complete_table_with_finite_ratios(tmp_path):
+    main(["quick=true", f"out_dir={tmp_path}"])
+    report = json.loads((tmp_path / "perf.json").read_text())
+    markdown = (tmp_path / "perf.md").read_text()
+    assert set(report["ranks"]) == {"2", "4"}
+    for r, rows in report["ranks"].items():
+        assert [e["row"] for e in rows] == [row.name for row in rows_for(int(r))]
+        for e in rows:
+            for key in ("median_step_ms", "amortised_step_ms", "tokens_per_s", "vs_lora", "vs_peft_lora", "vs_floor", "peak_mem_mb"):
+                assert math.isfinite(e[key]) and e[key] > 0 or (key == "peak_mem_mb" and e[key] >= 0), (e["row"], key, e[key])
+            assert e["row"] in markdown
+        lora = next(e for e in rows if e["row"] == "lora")
+        assert lora["vs_lora"] == 1.0
+    header = report["header"]
+    assert header["device"] == "cpu" and header["versions"]["torch"] and "interleaved" in markdown
