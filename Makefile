@@ -9,7 +9,7 @@ SCALE      ?= tiny
 LAUNCHER   ?= basic
 STAMP      := $(VENV)/.installed
 
-.PHONY: setup test reproduce reproduce-olora reproduce-cola reproduce-salora reproduce-mora demo report perf clean
+.PHONY: setup test reproduce report perf demo clean
 
 setup: $(STAMP)
 
@@ -25,9 +25,25 @@ $(STAMP): pyproject.toml
 test: setup
 	$(BIN)/python -m pytest -q
 
-# Until the paper reproductions land, the main job is a tiny-scale training run of every method on the
-# pretrained tiny Llama (stories260K), one result.json each under runs/.
-reproduce: demo
+# One target per paper: its experiments (Hydra multirun; SCALE=tiny offline CPU, SCALE=paper the published
+# configuration; LAUNCHER=slurm submits through submitit), then the report from the run records.
+EXP_SUFFIX := $(if $(filter tiny,$(SCALE)),_tiny,)
+EXPERIMENTS_olora  := olora_table1 olora_fig2
+EXPERIMENTS_cola   := cola_table2 cola_chain cola_stepdown
+EXPERIMENTS_salora := salora_table1 salora_ablation salora_sweeps
+EXPERIMENTS_mora   := mora_uuid mora_operators mora_pretrain
+
+reproduce: reproduce-olora reproduce-cola reproduce-salora reproduce-mora
+
+reproduce-%: setup
+	@test -n "$(EXPERIMENTS_$*)" || { echo "error: unknown paper '$*'; valid: olora, cola, salora, mora" >&2; exit 2; }
+	for e in $(EXPERIMENTS_$*); do \
+	  $(BIN)/python -m bench.train -m experiment=$$e$(EXP_SUFFIX) scale=$(SCALE) hydra/launcher=$(LAUNCHER) || exit $$?; \
+	done
+	$(BIN)/python -m bench.report --paper $*
+
+report: setup
+	$(BIN)/python -m bench.report
 
 demo: setup
 	HYDRA_FULL_ERROR=0 $(BIN)/python -m bench.train -m experiment=demo scale=$(SCALE) hydra/launcher=$(LAUNCHER)

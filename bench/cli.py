@@ -71,8 +71,44 @@ def preflight(argv: list[str]) -> None:
     for variant in variants:
         try:
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-                compose(CONFIG_NAME, overrides=variant)
+                cfg = compose(CONFIG_NAME, overrides=variant)
         except (HydraException, OmegaConfBaseException) as err:
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
                 message = _explain(err, variant)
             raise UserError(message) from err
+        _check_method(cfg)
+    _check_writable(cfg)
+
+
+def _check_method(cfg) -> None:
+    """Bad hyperparameters fail here in a second, before a sweep launches or a model loads."""
+    from methods import build_method
+
+    try:
+        kwargs = OmegaConf.to_container(cfg.method, resolve=True)
+    except OmegaConfBaseException:
+        return  # interpolations that need the run (e.g. paths) are checked when the run starts
+    name = kwargs.pop("name")
+    for key in [k for k in kwargs if k.startswith("_")]:
+        kwargs.pop(key)
+    try:
+        build_method(name, **kwargs)
+    except ValueError as err:
+        raise UserError(str(err)) from err
+
+
+def _check_writable(cfg) -> None:
+    import os
+
+    try:
+        runs_dir = Path(OmegaConf.select(cfg, "paths.runs_dir"))
+    except OmegaConfBaseException:
+        return
+    try:  # the real test (root passes os.access everywhere): create the dir and a file in it
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        probe = runs_dir / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"paths.runs_dir={str(runs_dir)!r} is not writable ({err.strerror}); valid: a directory you can "
+                        "write (set LORABENCH_RUNS or paths.runs_dir=...)") from err

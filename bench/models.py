@@ -16,6 +16,8 @@ HEADS = {"causal_lm": AutoModelForCausalLM, "seq_cls": AutoModelForSequenceClass
 
 def load_tokenizer(model_cfg: Any):
     name = model_cfg.tokenizer
+    if model_cfg.source == "local" and not Path(model_cfg.path).is_dir():
+        raise UserError(f"model.path={model_cfg.path!r} is not a directory; expected a transformers model dir (config.json + weights)")
     try:
         tok = AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as err:

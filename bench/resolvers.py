@@ -8,8 +8,8 @@ import os
 
 from omegaconf import OmegaConf
 
-# Groups that define what is trained; paths, logging, force and hydra settings do not change the result.
-IDENTITY_KEYS = ("method", "model", "task", "trainer", "scale", "seed", "deterministic")
+# What defines a run (and which paper table it feeds); paths, logging, force and hydra settings do not.
+IDENTITY_KEYS = ("method", "model", "task", "trainer", "scale", "seed", "deterministic", "report")
 
 
 def run_id(*, _root_) -> str:

@@ -62,6 +62,15 @@ def training_arguments(cfg: DictConfig, output_dir: Path, has_eval: bool) -> Tra
         raise UserError(f"trainer: {str(err).splitlines()[0]}") from err
 
 
+@torch.no_grad()
+def delta_singular_values(method, model, threshold: float = 0.1, budget: int = 50_000_000) -> dict[str, int] | None:
+    """Per adapted module, how many singular values of ΔW exceed ``threshold`` (MoRA Fig. 5); skipped for big models."""
+    layers = list(method.adapted_layers(model))
+    if sum(layer.in_features * layer.out_features for _, layer in layers) > budget:
+        return None
+    return {name: int((torch.linalg.svdvals(layer.delta_weight()) > threshold).sum()) for name, layer in layers}
+
+
 def execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     done = completed_result(run_dir)
@@ -142,13 +151,14 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if hasattr(method, "rank_pattern"):
         metrics["rank_pattern"] = method.rank_pattern(model)
         metrics["density"] = float(method.density(model))
+    delta_sv = delta_singular_values(method, model)
     save_final_state(method, model, run_dir)
     exported = export_run(method, model, tokenizer, run_dir, cfg, metrics) if cfg.export else None
     result = {
         "method": method.name, "model": cfg.model.name, "task": cfg.task.name, "rank": cfg.method.r,
         "seed": cfg.seed, "scale": cfg.scale.name, "status": "ok", "metrics": metrics,
         "headline_metric": spec.metric, "scorer": provenance.get("scorer", "trainer:eval_loss"),
-        "lm_eval": provenance.get("lm_eval"), "export": exported,
+        "lm_eval": provenance.get("lm_eval"), "export": exported, "delta_sv_gt_0.1": delta_sv,
         "train_loss": [[r["step"], r.get("task_loss", r["loss"])] for r in rows if "loss" in r],
         "eval_loss": [[r["step"], r["eval_loss"]] for r in rows if "eval_loss" in r],
         "trainable_params": trainable, "total_params": total, "train_flops": flops.flops,

@@ -24,7 +24,9 @@ COMPLETE = "COMPLETE"
 
 
 class NonFiniteLoss(RuntimeError):
-    pass
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
 
 
 def progress_of(state) -> float:
@@ -130,7 +132,8 @@ class MetricsWriter(TrainerCallback):
         if loss is not None and not math.isfinite(loss):
             self._bad += 1
             if self._bad > self.patience:
-                raise NonFiniteLoss(f"loss became {loss} at step {state.global_step}")
+                raise NonFiniteLoss(f"loss became {loss} at step {state.global_step} "
+                                    f"(trainer.nan_patience={self.patience})", state.global_step)
         else:
             self._bad = 0
         row.update(self.method.log_stats(model))

@@ -94,7 +94,7 @@ class SaLoRA(LoRA):
 
     def __init__(self, beta: float = 0.1, target_density: float = 0.5, lr_constraint: float = 0.01,
                  t_start: float = 0.1, t_end: float = 0.4, temperature: float = 1.0, gamma: float = -0.1,
-                 zeta: float = 1.1, gate_init: float = 3.0, **kwargs):
+                 zeta: float = 1.1, gate_init: float = 3.0, use_lagrangian: bool = True, **kwargs):
         super().__init__(**kwargs)
         require(isinstance(target_density, (int, float)) and 0 < target_density <= 1, self.name, "target_density", target_density, "0 < b <= 1")
         require(isinstance(beta, (int, float)) and beta >= 0, self.name, "beta", beta, "beta >= 0")
@@ -107,6 +107,7 @@ class SaLoRA(LoRA):
         self.beta, self.target_density, self.lr_constraint = float(beta), float(target_density), float(lr_constraint)
         self.t_start, self.t_end = float(t_start), float(t_end)
         self.temperature, self.gamma, self.zeta, self.gate_init = float(temperature), float(gamma), float(zeta), float(gate_init)
+        self.use_lagrangian = bool(use_lagrangian)  # False: the paper's λ = 0 ablation
         self.lagrange_lambda = nn.Parameter(torch.zeros(()))
         self._gate_optimizer: torch.optim.Optimizer | None = None
         self._lambda_optimizer = torch.optim.SGD([self.lagrange_lambda], lr=self.lr_constraint, maximize=True)
@@ -149,7 +150,7 @@ class SaLoRA(LoRA):
     def regularization_loss(self, model: nn.Module, progress: float) -> torch.Tensor:
         gap_B, gap_A = self.orthogonal_penalty(model)
         loss = self.beta * (gap_B + gap_A)
-        if self.in_window(progress):
+        if self.use_lagrangian and self.in_window(progress):
             lam = self.lagrange_lambda.to(loss.device)
             loss = loss + lam * (self.density(model) - self.target_density) ** 2
         return loss
@@ -210,5 +211,6 @@ class SaLoRA(LoRA):
     def hparams(self) -> dict[str, Any]:
         return {**super().hparams(), "beta": self.beta, "target_density": self.target_density,
                 "lr_constraint": self.lr_constraint, "t_start": self.t_start, "t_end": self.t_end,
-                "temperature": self.temperature, "gamma": self.gamma, "zeta": self.zeta, "gate_init": self.gate_init}
+                "temperature": self.temperature, "gamma": self.gamma, "zeta": self.zeta, "gate_init": self.gate_init,
+                "use_lagrangian": self.use_lagrangian}
 

@@ -1,0 +1,477 @@
+"""`python -m bench.report [--paper P] [--runs DIR] [--out DIR]` (`make report`): results/ from run records alone.
+
+For every published table (bench/published/<paper>_table*.csv) it writes results/<paper>/<table>.md and .csv:
+the paper's layout (rows, columns, every published cell) with the reproduced value beside the published one,
+seeds as mean ± std, the winner per the paper's convention in bold; then the same layout at the scale the runs
+were made at (tiny stand-in models), since tiny numbers are not the paper's models. One PNG per figure, the
+paper's claims in words with the numbers behind them at the top of results/<paper>/README.md, and
+results/README.md indexing everything with the scale of every number. It never trains, is idempotent, and a
+missing or failed run shows as such, never as a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import re
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .errors import UserError, report_and_exit
+from .records import ERROR, METRICS, RESULT, atomic_write_text, read_json
+
+PUBLISHED_DIR = Path(__file__).parent / "published"
+PUBLISHED_COLUMNS = ("paper", "table", "model", "task", "rank", "method", "setting", "metric", "value", "std",
+                     "source", "status", "primary_url", "note")
+PAPERS = ("olora", "cola", "salora", "mora")
+PAPER_TITLES = {
+    "olora": "OLoRA: Orthonormal Low-Rank Adaptation of Large Language Models (arXiv 2406.01775)",
+    "cola": "Chain of LoRA: Efficient Fine-tuning of Language Models via Residual Learning (arXiv 2401.04151)",
+    "salora": "SaLoRA: Structure-Aware Low-Rank Adaptation (Mathematics 11(20) 4317)",
+    "mora": "MoRA: High-Rank Updating for Parameter-Efficient Fine-Tuning (arXiv 2405.12130)",
+}
+LOWER_IS_BETTER = {"perplexity", "training_flops", "training_time", "peak_gpu_memory", "trainable_params", "PPL"}
+
+MODEL_LABELS = {
+    "tinyllama-1.1b": "TinyLlama-1.1B", "gemma-2b": "Gemma-2B", "opt-1.3b": "OPT-1.3B", "llama2-7b": "LLaMA-2-7B",
+    "mistral-7b": "Mistral-7B", "roberta-base": "RoBERTa-base", "roberta-large": "RoBERTa-large",
+    "llama-250m": "LLaMA-style 250M (from scratch)", "llama-1b": "LLaMA-style 1.3B (from scratch)",
+    "stories260k": "stories260K (tiny stand-in)", "tiny_llama": "tiny Llama (random init)",
+    "tiny_opt": "tiny OPT (random init)", "tiny_roberta": "tiny RoBERTa (random init)",
+}
+TASK_LABELS = {
+    "olora": {"arc_challenge": "Arc-C", "arc_easy": "Arc-E", "boolq": "BoolQ", "hellaswag": "HellaSwag",
+              "openbookqa": "OBQA", "piqa": "PIQA"},
+    "cola": {"sst2_mezo": "SST-2", "wsc": "WSC", "boolq_mezo": "BoolQ", "cb": "CB", "rte": "RTE", "wic": "WIC",
+             "multirc": "MultiRC"},
+    "salora": {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qnli": "QNLI", "qqp": "QQP", "rte_glue": "RTE",
+               "mnli": "MNLI", "stsb": "STS-B"},
+    "mora": {"uuid": "UUID memorization", "c4": "C4", "metamath": "GSM8K", "gsm8k": "GSM8K"},
+}
+METHOD_LABELS = {"lora": "LoRA", "olora": "OLoRA", "cola": "COLA", "salora": "SaLoRA", "mora": "MoRA",
+                 "relora": "ReLoRA", "remora": "ReMoRA"}
+GLUE_METRIC = {"cola": "mcc", "stsb": "pearson", "mrpc": "f1"}
+
+
+def norm(label: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(label).lower())
+
+
+# ----------------------------------------------------------------------------------------------- published
+def load_published(paper: str, directory: Path = PUBLISHED_DIR) -> dict[str, list[dict]]:
+    """{table: rows} for a paper; a malformed row is a UserError naming file, line and field."""
+    tables: dict[str, list[dict]] = {}
+    for path in sorted(directory.glob(f"{paper}_table*.csv")):
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in PUBLISHED_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise UserError(f"published table {path.name}: missing columns {missing}; expected {list(PUBLISHED_COLUMNS)}")
+            for line, row in enumerate(reader, start=2):
+                if None in row or any(v is None for v in row.values()):
+                    raise UserError(f"published table {path.name} line {line}: wrong number of fields; expected {len(PUBLISHED_COLUMNS)}")
+                if row["paper"] != paper:
+                    raise UserError(f"published table {path.name} line {line}: paper={row['paper']!r}; valid: {paper!r}")
+                for key in ("value", "std"):
+                    if row[key].strip():
+                        try:
+                            float(row[key])
+                        except ValueError:
+                            raise UserError(f"published table {path.name} line {line}: {key}={row[key]!r} is not a number; "
+                                            "valid: a number or empty (not transcribed)") from None
+                if not row["metric"].strip():
+                    raise UserError(f"published table {path.name} line {line}: metric is empty; valid: a metric name")
+                tables.setdefault(row["table"], []).append(row)
+    return tables
+
+
+# ----------------------------------------------------------------------------------------------- runs
+@dataclass
+class Run:
+    path: Path
+    status: str                     # ok | failed | incomplete
+    result: dict = field(default_factory=dict)
+    error: dict = field(default_factory=dict)
+
+    @property
+    def cfg(self) -> dict:
+        return self.result.get("config") or self.config_from_hydra()
+
+    def config_from_hydra(self) -> dict:
+        saved = self.path / ".hydra" / "config.yaml"
+        if not saved.exists():
+            return {}
+        from omegaconf import OmegaConf
+
+        try:
+            return OmegaConf.to_container(OmegaConf.load(saved), resolve=False)
+        except Exception:
+            return {}
+
+    @property
+    def tags(self) -> tuple[str | None, set[str]]:
+        report = self.cfg.get("report") or {}
+        return report.get("paper"), {str(t) for t in report.get("tables") or []}
+
+    @property
+    def scale(self) -> str:
+        scale = self.cfg.get("scale") or {}
+        return scale.get("name", "?") if isinstance(scale, dict) else str(scale)
+
+    def metrics_rows(self) -> list[dict]:
+        path = self.path / METRICS
+        rows = []
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    continue
+        return rows
+
+
+def collect_runs(runs_dir: Path) -> list[Run]:
+    runs = []
+    for hydra_dir in sorted(Path(runs_dir).glob("*/.hydra")):
+        run_dir = hydra_dir.parent
+        result = read_json(run_dir / RESULT)
+        if result and result.get("status") == "ok":
+            runs.append(Run(run_dir, "ok", result))
+        elif (run_dir / ERROR).exists():
+            runs.append(Run(run_dir, "failed", error=read_json(run_dir / ERROR) or {}))
+        else:
+            runs.append(Run(run_dir, "incomplete"))
+    return runs
+
+
+# ----------------------------------------------------------------------------------------------- cells
+def method_label(cfg: dict) -> str:
+    m = cfg.get("method", {})
+    name = m.get("name", "?")
+    label = METHOD_LABELS.get(name, name)
+    if name == "salora" and m.get("use_lagrangian") is False:
+        return "SaLoRA_lambda=0"
+    if name == "salora" and float(m.get("beta", 0.1)) == 0.0:
+        return "SaLoRA_beta=0"
+    return label
+
+
+def rank_label(cfg: dict) -> str:
+    m = cfg.get("method", {})
+    ranks = m.get("ranks")
+    if m.get("name") == "cola" and ranks and len(ranks) == 2:
+        return f"{ranks[0]}->{ranks[1]}"
+    return str(m.get("r"))
+
+
+def setting_of(cfg: dict) -> str:
+    m = cfg.get("method", {})
+    if m.get("name") in ("mora", "remora") and "mora_type" in m:
+        return f"operator={m['mora_type']}"
+    if m.get("name") == "cola":
+        return f"chain length {len(m.get('knots') or []) + 1}"
+    return ""
+
+
+def metric_value(run: Run, paper: str, metric: str, task: str, setting: str) -> float | None:
+    """The run's number for a published metric name (None when the run cannot say)."""
+    r = run.result
+    metrics = r.get("metrics", {})
+    scale_steps = 10 if run.scale == "tiny" else 1  # tiny UUID runs take a tenth of the paper's steps
+    if metric == "char_accuracy":
+        step = re.search(r"step=(\d+)", setting)
+        if step:
+            target = int(step.group(1)) // scale_steps
+            hits = [row["char_acc"] for row in run.metrics_rows() if row.get("step") == target and "char_acc" in row]
+            return 100 * hits[-1] if hits else None
+        return 100 * metrics["char_acc"] if "char_acc" in metrics else None
+    if metric in ("final_score", "test_accuracy", "accuracy", "ACC"):
+        if "acc" in metrics:
+            return 100 * metrics["acc"]
+        if "exact_match" in metrics:
+            return 100 * metrics["exact_match"]
+        return 100 * metrics["char_acc"] if "char_acc" in metrics else None
+    if metric == "glue_dev_score":
+        key = GLUE_METRIC.get(r.get("task"), "acc")
+        return 100 * metrics[key] if key in metrics else None
+    if metric == "SPS":
+        return 100 * (1 - metrics["density"]) if "density" in metrics else None
+    if metric in ("perplexity", "PPL"):
+        return metrics.get("perplexity")
+    if metric == "trainable_params":
+        return r.get("trainable_params")
+    if metric == "training_flops":
+        return r.get("train_flops")
+    if metric == "training_time":
+        return r.get("wall_s")
+    return None
+
+
+def fmt(values: list[float], metric: str) -> str:
+    if not values:
+        return ""
+    big = metric in ("training_flops", "trainable_params")
+    mean = statistics.fmean(values)
+    text = f"{mean:.3g}" if big else f"{mean:.2f}"
+    if len(values) > 1:
+        sd = statistics.stdev(values)
+        text += f" ± {sd:.2g}" if big else f" ± {sd:.2f}"
+    return text
+
+
+@dataclass
+class Layout:
+    row_keys: list[tuple]            # (model, method, rank, setting)
+    col_keys: list[tuple]            # (task, metric[, setting])
+    published: dict[tuple, dict]     # (row, col) -> published row
+    setting_in_columns: bool
+
+
+def layout_of(rows: list[dict]) -> Layout:
+    setting_in_columns = any(r["setting"].startswith("step=") for r in rows)
+    row_keys, col_keys, published = [], [], {}
+    for r in rows:
+        rk = (r["model"], r["method"], r["rank"], "" if setting_in_columns else r["setting"])
+        ck = (r["task"], r["metric"], r["setting"] if setting_in_columns else "")
+        if rk not in row_keys:
+            row_keys.append(rk)
+        if ck not in col_keys:
+            col_keys.append(ck)
+        published[(rk, ck)] = r
+    return Layout(row_keys, col_keys, published, setting_in_columns)
+
+
+def run_matches(run: Run, paper: str, rk: tuple, ck: tuple, *, by_model: bool) -> bool:
+    cfg = run.cfg
+    model, method, rank, setting = rk
+    task, metric, col_setting = ck
+    if by_model and norm(MODEL_LABELS.get(cfg.get("model", {}).get("name", ""), "")) != norm(model):
+        return False
+    if norm(method_label(cfg)) != norm(method):
+        return False
+    if rank and rank_label(cfg) != rank and not (method == "LoRA" and "->" in rank):
+        return False
+    if task and norm(TASK_LABELS[paper].get(cfg.get("task", {}).get("name"), "")) != norm(task):
+        return False
+    op = re.search(r"operator=(\w+)", setting)
+    if op and setting_of(cfg) != f"operator={op.group(1)}":
+        return False
+    size = re.search(r"size=(\S+)", setting)
+    if size and by_model and size.group(1).lower() not in MODEL_LABELS.get(cfg["model"]["name"], "").lower():
+        return False
+    return True
+
+
+def cell_values(runs: list[Run], paper: str, rk: tuple, ck: tuple, by_model: bool) -> tuple[list[float], int]:
+    values, failed = [], 0
+    for run in runs:
+        if not run_matches(run, paper, rk, ck, by_model=by_model):
+            continue
+        if run.status != "ok":
+            failed += 1
+            continue
+        value = metric_value(run, paper, ck[1], run.result.get("task", ""), ck[2] or rk[3])
+        if value is not None and math.isfinite(value):
+            values.append(float(value))
+    return values, failed
+
+
+def derived_metric(ck: tuple) -> bool:
+    return ck[1] in ("relative_gain_pct", "test_accuracy_gain_points")
+
+
+def render_table(paper: str, table: str, layout: Layout, runs: list[Run], scale_runs: list[Run]) -> tuple[str, list[dict]]:
+    """Markdown + CSV rows of one table: the published layout with reproduced beside published."""
+    def col_title(ck):
+        task, metric, setting = ck
+        return " ".join(x for x in (task, setting, f"({metric})") if x)
+
+    header = "| model | method | rank | setting | " + " | ".join(col_title(c) for c in layout.col_keys) + " |"
+    lines = [header, "|" + "---|" * (4 + len(layout.col_keys))]
+    csv_rows = []
+    best: dict[tuple, float] = {}
+    cells: dict[tuple, tuple[list[float], int]] = {}
+    for rk in layout.row_keys:
+        for ck in layout.col_keys:
+            if (rk, ck) in layout.published and not derived_metric(ck):
+                cells[(rk, ck)] = cell_values(runs, paper, rk, ck, by_model=True)
+    for (rk, ck), (vals, _) in cells.items():  # the winner per (model, rank, column), by the paper's convention
+        if vals:
+            key = (rk[0], rk[2], ck)
+            mean = statistics.fmean(vals)
+            better = (lambda a, b: a < b) if ck[1] in LOWER_IS_BETTER else (lambda a, b: a > b)
+            if key not in best or better(mean, best[key]):
+                best[key] = mean
+    for rk in layout.row_keys:
+        out = []
+        for ck in layout.col_keys:
+            pub = layout.published.get((rk, ck))
+            if pub is None:
+                out.append("")
+                continue
+            published = pub["value"] or "n/a"
+            if pub["value"] and pub["std"]:
+                published += f" ± {pub['std']}"
+            if derived_metric(ck):
+                reproduced = "derived"
+            else:
+                vals, failed = cells[(rk, ck)]
+                reproduced = fmt(vals, ck[1]) or ("failed" if failed else "not run")
+                if vals and best.get((rk[0], rk[2], ck)) == statistics.fmean(vals) and len(
+                        [1 for (r2, c2), (v2, _) in cells.items() if r2[0] == rk[0] and r2[2] == rk[2] and c2 == ck and v2]) > 1:
+                    reproduced = f"**{reproduced}**"
+            out.append(f"{reproduced} / {published}")
+            csv_rows.append({"model": rk[0], "method": rk[1], "rank": rk[2], "setting": rk[3] or ck[2], "task": ck[0],
+                             "metric": ck[1], "reproduced": reproduced.strip("*"), "published": published,
+                             "published_status": pub["status"], "source": pub["source"] or pub["primary_url"]})
+        lines.append(f"| {rk[0] or '–'} | {rk[1]} | {rk[2] or '–'} | {rk[3] or '–'} | " + " | ".join(out) + " |")
+    md = "\n".join(lines)
+    md += "\n\nCells read *reproduced / published*. Reproduced = runs of the paper's own model at scale=paper " \
+          "(mean ± std over seeds); \"not run\" = no such run here; \"failed\" = its runs failed (see error.json); " \
+          "published \"n/a\" = not transcribed (never invented). Winners per the paper's convention in bold."
+    md += "\n\n" + render_scale_table(paper, layout, scale_runs)
+    return md, csv_rows
+
+
+def render_scale_table(paper: str, layout: Layout, runs: list[Run]) -> str:
+    """The same columns at the scale the runs were made at, one row per (stand-in model, method, rank, setting)."""
+    if not runs:
+        return "_No runs at a smaller scale feed this table yet._"
+    groups: dict[tuple, list[Run]] = defaultdict(list)
+    for run in runs:
+        cfg = run.cfg
+        groups[(MODEL_LABELS.get(cfg.get("model", {}).get("name"), cfg.get("model", {}).get("name", "?")),
+                method_label(cfg), rank_label(cfg), setting_of(cfg))].append(run)
+    cols = [ck for ck in layout.col_keys if not derived_metric(ck)]
+    lines = [f"At scale={runs[0].scale} (stand-in models; read against each other, not against the paper's numbers):", "",
+             "| model | method | rank | setting | " + " | ".join(" ".join(x for x in (c[0], c[2], f'({c[1]})') if x) for c in cols) + " |",
+             "|" + "---|" * (4 + len(cols))]
+    for key in sorted(groups):
+        model, method, rank, setting = key
+        out = []
+        for ck in cols:
+            vals, failed = [], 0
+            for run in groups[key]:
+                task_ok = not ck[0] or norm(TASK_LABELS[paper].get(run.cfg.get("task", {}).get("name"), "")) == norm(ck[0])
+                if not task_ok:
+                    continue
+                if run.status != "ok":
+                    failed += 1
+                    continue
+                v = metric_value(run, paper, ck[1], "", ck[2] or setting)
+                if v is not None and math.isfinite(v):
+                    vals.append(float(v))
+            out.append(fmt(vals, ck[1]) or ("failed" if failed else "–"))
+        if any(o != "–" for o in out):
+            lines.append(f"| {model} | {method} | {rank} | {setting or '–'} | " + " | ".join(out) + " |")
+    return "\n".join(lines)
+
+
+def runs_for(runs: list[Run], paper: str, table: str) -> list[Run]:
+    return [r for r in runs if r.tags[0] == paper and table.lower() in {t.lower() for t in r.tags[1]}]
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def report_paper(paper: str, runs: list[Run], out_dir: Path) -> dict[str, Any]:
+    from . import report_figures as figures
+
+    paper_dir = out_dir / paper
+    paper_dir.mkdir(parents=True, exist_ok=True)
+    tables = load_published(paper)
+    index: dict[str, Any] = {"tables": [], "figures": [], "failed": [], "scale": set()}
+    sections = []
+    for table, rows in tables.items():
+        table_runs = runs_for(runs, paper, table)
+        paper_scale = [r for r in table_runs if r.scale == "paper"]
+        small = [r for r in table_runs if r.scale != "paper"]
+        layout = layout_of(rows)
+        md, csv_rows = render_table(paper, table, layout, paper_scale, small)
+        title = f"{PAPER_TITLES[paper].split(':')[0]} Table {table}"
+        atomic_write_text(paper_dir / f"table{table}.md", f"# {title}\n\n{md}\n")
+        write_csv(paper_dir / f"table{table}.csv", csv_rows)
+        index["tables"].append(f"table{table}.md")
+        sections.append(f"## Table {table}\n\n{md}\n")
+        index["failed"] += [str(r.path.name) for r in table_runs if r.status == "failed"]
+        index["scale"] |= {describe_scale(r) for r in small if r.status == "ok"}
+    for name, png in figures.FIGURES.get(paper, {}).items():
+        selected = [r for r in runs if r.tags[0] == paper and r.status == "ok"]
+        if png(selected, paper_dir / f"{name}.png"):
+            index["figures"].append(f"{name}.png")
+            sections.append(f"## {name}\n\n![{name}]({name}.png)\n")
+    claims = figures.CLAIMS[paper]([r for r in runs if r.tags[0] == paper and r.status == "ok"])
+    head = [f"# {PAPER_TITLES[paper]}", "", "Regenerated by `python -m bench.report` from the run records; never edited by hand.", "",
+            "## Claims at this scale", ""]
+    head += [f"- **{'held' if ok is True else 'did not hold' if ok is False else 'not tested'}** — {text}" for ok, text in claims] or ["- no runs yet"]
+    if index["failed"]:
+        head += ["", "Failed runs (their cells read \"failed\"): " + ", ".join(sorted(index["failed"]))]
+    head += ["", "Scale of the reproduced numbers: " + ("; ".join(sorted(index["scale"])) or "no runs"), ""]
+    atomic_write_text(paper_dir / "README.md", "\n".join(head) + "\n" + "\n".join(sections))
+    index["claims"] = claims
+    return index
+
+
+def describe_scale(run: Run) -> str:
+    r = run.result
+    return (f"{run.scale}: {r.get('model')} on {r.get('task')}, {r.get('examples', {}).get('train')} train / "
+            f"{r.get('examples', {}).get('eval')} eval examples, {r.get('steps')} steps")
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.splitlines()[0])
+    parser.add_argument("--paper", choices=PAPERS, action="append", help="only this paper (repeatable)")
+    parser.add_argument("--runs", default=os.environ.get("LORABENCH_RUNS", "runs"), help="runs directory")
+    parser.add_argument("--out", default="results", help="output directory")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    try:
+        runs = collect_runs(Path(args.runs))
+        out = Path(args.out)
+        papers = args.paper or list(PAPERS)
+        summaries = {p: report_paper(p, runs, out) for p in papers}
+        write_index(out, summaries, papers)
+        print(f"report: {out / 'README.md'} ({len(runs)} runs read)")
+    except UserError as err:
+        report_and_exit(err)
+
+
+def write_index(out: Path, summaries: dict[str, dict], papers: list[str]) -> None:
+    index_path = out / "README.md"
+    previous = {}
+    if index_path.exists():  # keep other papers' entries when one paper is re-reported
+        for block in index_path.read_text().split("\n## ")[1:]:
+            previous[block.split("\n", 1)[0].strip()] = "## " + block.rstrip() + "\n"
+    blocks = dict(previous)
+    for paper in papers:
+        s = summaries[paper]
+        held = sum(1 for ok, _ in s["claims"] if ok is True)
+        lines = [f"## {paper}", "", f"{PAPER_TITLES[paper]} — [{paper}/README.md]({paper}/README.md); claims held at this scale: "
+                 f"{held} of {len(s['claims'])}.", "",
+                 "Tables: " + ", ".join(f"[{t}]({paper}/{t})" for t in s["tables"]),
+                 "Figures: " + (", ".join(f"[{f}]({paper}/{f})" for f in s["figures"]) or "none yet"), "",
+                 "Scale: " + ("; ".join(sorted(s["scale"])) or "no runs"), ""]
+        blocks[paper] = "\n".join(lines)
+    body = ["# Results", "", "Generated by `python -m bench.report` from the run records (`make report`); never edited by hand.",
+            "Every number states its scale; tiny-scale numbers come from stand-in models and are not comparable to the papers'.",
+            "Performance: [perf.md](perf.md).", ""]
+    body += [blocks[p] for p in PAPERS if p in blocks]
+    atomic_write_text(index_path, "\n".join(body).rstrip() + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Nothing lost under kills, failures and bad input."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from bench.report import main as report_main
+from tests.bench_helpers import FAST, REPO, cli_env, run_cli
+from tests.conftest import SHARED
+
+pytestmark = pytest.mark.slow
+
+
+def bad_inputs(tmp):
+    malformed = tmp / "malformed.json"
+    malformed.write_text("[{\"instruction\": ")
+    fieldless = tmp / "fieldless.jsonl"
+    fieldless.write_text('{"question": "q"}\n')
+    listless = tmp / "listless.json"
+    listless.write_text('"just a string"')
+    return [  # (overrides, words the one line must contain)
+        (["method=loraa"], ["method=loraa", "valid: cola"]),
+        (["method.rr=8"], ["method.rr=8", "valid: alpha"]),
+        (["model=gpt5"], ["model=gpt5", "valid:", "stories260k"]),
+        (["task=arc_hard"], ["task=arc_hard", "valid:", "arc_easy"]),
+        (["scale=huge"], ["scale=huge", "valid: paper, tiny"]),
+        (["logger=tensorboard"], ["logger=tensorboard", "valid: csv, wandb"]),
+        (["hydra/launcher=slurmm"], ["slurmm", "valid:"]),
+        (["trainer.learning_rat=1"], ["trainer.learning_rat=1", "learning_rate"]),
+        (["task.nonexistent=1"], ["task.nonexistent=1", "valid:"]),
+        (["method.r=0"], ["r=0", "valid: an integer >= 1"]),
+        (["method.r=abc"], ["r='abc'", "valid: an integer >= 1"]),
+        (["method.dropout=2"], ["dropout=2", "0 <= dropout < 1"]),
+        (["method=mora", "method.mora_type=diag"], ["mora_type='diag'", "rotation"]),
+        (["method=salora", "method.target_density=1.5"], ["target_density=1.5", "0 < b <= 1"]),
+        (["method=salora", "method.t_start=0.5", "method.t_end=0.2"], ["t_end=0.2", "t_start=0.5 < t_end"]),
+        (["method=cola", "method.knots=[1.5]"], ["knots=[1.5]", "fractions in (0, 1)"]),
+        (["method=cola", "method.ranks=[8,4,2]"], ["ranks=[8, 4, 2]", "one per link"]),
+        (["method.r=4096"], ["r=4096", "min(out, in)"]),
+        (["method.target_modules=[nope]"], ["target_modules=['nope']", "q_proj"]),
+        (["model=tiny_roberta", "task=uuid"], ["tiny_roberta is an encoder", "task=uuid"]),
+        (["model.path=/nonexistent/model"], ["model.path='/nonexistent/model'", "config.json"]),
+        (["model.dtype=float64"], ["model.dtype='float64'", "valid:"]),
+        (["task=arc_easy", "task.data_files.train=/nonexistent.json"], ["task.data_files.train='/nonexistent.json'", "instruction"]),
+        (["task=arc_easy", f"task.data_files.train={malformed}"], [str(malformed), "unreadable as json", "instruction"]),
+        (["task=gsm8k", f"task.data_files.train={fieldless}"], [str(fieldless), "lacks fields ['answer']"]),
+        (["task=arc_easy", f"task.data_files.train={listless}"], [str(listless), "instruction"]),
+        (["task=rte", "task.format=xml"], ["task.format='xml'", "jsonl"]),
+        (["scale=paper", "model=tinyllama-1.1b", "task=arc_easy"], ["scale=paper", "CUDA"]),
+        (["paths.runs_dir=/proc/lorabench/runs"], ["paths.runs_dir='/proc/lorabench/runs'", "not writable"]),
+    ]
+
+
+def test_bad_inputs_give_one_line_exit_2_and_leave_results_untouched(tmp_path):
+    runs = tmp_path / "runs"
+    finished = runs / "finished-run"
+    finished.mkdir(parents=True)
+    (finished / "result.json").write_text('{"status": "ok", "metrics": {"acc": 0.5}}\n')
+    before = {p: p.read_bytes() for p in runs.rglob("*") if p.is_file()}
+    cases = bad_inputs(tmp_path)
+    assert len(cases) >= 25
+
+    def attempt(case):
+        overrides, words = case
+        return case, run_cli([*overrides, "trainer.max_steps=2"], runs, timeout=120)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(attempt, cases))
+    for (overrides, words), proc in outcomes:
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2, (overrides, proc.returncode, proc.stderr[-1500:])
+        assert len(lines) == 1 and lines[0].startswith("error: "), (overrides, proc.stderr[-1500:])
+        assert "Traceback" not in proc.stderr and all(w in lines[0] for w in words), (overrides, lines[0])
+    assert {p: p.read_bytes() for p in before} == before, "an existing result changed"
+    assert not list(runs.rglob("result.json"))[1:], "a bad input produced a result"
+
+
+def test_a_poisoned_job_fails_alone_and_the_report_says_failed(tmp_path):
+    runs = tmp_path / "runs"
+    proc = run_cli(["-m", "model=stories260k,tiny_roberta", *FAST, "trainer.max_steps=4", "report.paper=mora",
+                    "report.tables=[2]"], runs, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "FAILED" in proc.stderr and "tiny_roberta is an encoder" in proc.stderr
+    dirs = sorted(p for p in runs.iterdir() if p.is_dir())
+    ok = [d for d in dirs if (d / "result.json").exists()]
+    failed = [d for d in dirs if (d / "error.json").exists()]
+    assert len(ok) == 1 and len(failed) == 1 and "tiny_roberta" in failed[0].name
+    error = json.loads((failed[0] / "error.json").read_text())
+    assert error["status"] == "failed" and error["type"] == "UserError" and "encoder" in error["message"]
+    report_main(["--paper", "mora", "--runs", str(runs), "--out", str(tmp_path / "results")])
+    table = (tmp_path / "results" / "mora" / "table2.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| tiny RoBERTa"))
+    assert "failed" in row
+    assert "Failed runs" in (tmp_path / "results" / "mora" / "README.md").read_text()
+
+
+def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path):
+    proc = run_cli([*FAST, "trainer.learning_rate=1e12", "trainer.max_grad_norm=0", "trainer.logging_steps=1"], tmp_path)
+    assert proc.returncode != 0
+    error = json.loads(next(tmp_path.glob("*/error.json")).read_text())
+    assert error["type"] == "NonFiniteLoss" and isinstance(error["step"], int) and f"at step {error['step']}" in error["message"]
+    assert not list(tmp_path.glob("*/result.json"))
+
+
+def test_random_kills_then_resume_match_an_uninterrupted_run(tmp_path):
+    args = ["method=salora", "method.dropout=0.1", *FAST, "trainer.max_steps=32", "trainer.save_steps=4",
+            "method.t_start=0.2", "method.t_end=0.6"]
+    reference = run_cli(args, tmp_path / "reference")
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    ref = json.loads(next((tmp_path / "reference").glob("*/result.json")).read_text())
+
+    runs = tmp_path / "killed"
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, "-m", "bench.train", *args], cwd=REPO, env=cli_env(runs),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(5.5, 9.0))  # start-up is ~5 s: lands in training, saving or writing
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        run_dir = next(runs.glob("*"), None)
+        if run_dir and (run_dir / "result.json").exists():
+            break
+    assert kills >= 1
+    run_dir = next(runs.glob("*"))
+    # a partial checkpoint (killed mid-save: no COMPLETE marker) must be ignored, whatever its step
+    (run_dir / "checkpoints" / "checkpoint-999").mkdir(parents=True, exist_ok=True)
+    (run_dir / "checkpoints" / "checkpoint-999" / "model.safetensors").write_bytes(b"garbage")
+    final = run_cli(args, runs)
+    assert final.returncode == 0, final.stderr[-2000:]
+    res = json.loads((run_dir / "result.json").read_text())
+    assert res["steps"] == 32 and res["train_loss"] == ref["train_loss"]
+    assert res["metrics"]["eval_loss"] == ref["metrics"]["eval_loss"] and res["metrics"]["density"] == ref["metrics"]["density"]
+    again = run_cli(args, runs)
+    assert again.returncode == 0 and "skip:" in again.stdout  # completed runs are skipped on re-run

@@ -1,0 +1,103 @@
+"""bench.report: the published layout is kept whole, missing and failed runs never become numbers, regeneration
+is byte-identical, and malformed published rows are refused with one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.errors import UserError
+from bench.report import PAPERS, PUBLISHED_DIR, load_published, main
+
+ROW_FIELDS = ("model", "method", "rank")
+
+
+def published_rows(paper: str) -> dict[str, list[dict]]:
+    return load_published(paper)
+
+
+def fake_run(runs: Path, name: str, config: dict, result: dict | None = None, error: dict | None = None) -> Path:
+    """A run record as bench.train writes it (test data for the report's matching, not a reported number)."""
+    run = runs / name
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text(json.dumps(config))
+    if result is not None:
+        (run / "result.json").write_text(json.dumps({"status": "ok", "config": config, **result}))
+    if error is not None:
+        (run / "error.json").write_text(json.dumps({"status": "failed", **error}))
+    return run
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_every_published_cell_keeps_its_place_and_missing_runs_are_not_numbers(paper, tmp_path):
+    main(["--paper", paper, "--runs", str(tmp_path / "no-runs"), "--out", str(tmp_path / "out")])
+    for table, rows in published_rows(paper).items():
+        md = (tmp_path / "out" / paper / f"table{table}.md").read_text()
+        body = [line for line in md.split("\n\nCells read")[0].splitlines() if line.startswith("| ") and "---" not in line][1:]
+        in_columns = any(r["setting"].startswith("step=") for r in rows)  # MoRA Table 2: steps are columns
+        row_keys = list(dict.fromkeys((r["model"] or "–", r["method"], r["rank"] or "–",
+                                       "–" if in_columns else r["setting"] or "–") for r in rows))
+        assert len(body) == len(row_keys), f"{paper} table {table}: {len(body)} rows, published has {len(row_keys)}"
+        for line, key in zip(body, row_keys):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            assert tuple(cells[:4]) == key
+        with open(tmp_path / "out" / paper / f"table{table}.csv", newline="") as f:
+            written = list(csv.DictReader(f))
+        assert len(written) == len(rows), "every published cell appears exactly once"
+        key = lambda r: (r["model"], r["method"], r["rank"], r["setting"], r["task"], r["metric"])
+        published = {key(r): r["value"] or "n/a" for r in rows}
+        assert {key(out): out["published"].split(" ± ")[0] for out in written} == published
+        assert all(out["reproduced"] in ("not run", "derived") for out in written), "no run exists, so no number may appear"
+
+
+def test_paper_scale_run_fills_its_cell_and_failed_run_says_failed(tmp_path):
+    runs = tmp_path / "runs"
+    base = {"report": {"paper": "olora", "tables": ["I"]}, "scale": {"name": "paper"}, "model": {"name": "tinyllama-1.1b"},
+            "method": {"name": "olora", "r": 32}}
+    fake_run(runs, "a", {**base, "task": {"name": "arc_easy"}, "seed": 1}, {"task": "arc_easy", "metrics": {"acc": 0.5}})
+    fake_run(runs, "b", {**base, "task": {"name": "arc_easy"}, "seed": 2}, {"task": "arc_easy", "metrics": {"acc": 0.6}})
+    fake_run(runs, "c", {**base, "task": {"name": "piqa"}, "seed": 1}, error={"type": "NonFiniteLoss", "message": "nan", "step": 3})
+    main(["--paper", "olora", "--runs", str(runs), "--out", str(tmp_path / "out")])
+    with open(tmp_path / "out" / "olora" / "tableI.csv", newline="") as f:
+        cells = {(r["model"], r["method"], r["rank"], r["task"]): r["reproduced"] for r in csv.DictReader(f)}
+    assert cells[("TinyLlama-1.1B", "OLoRA", "32", "Arc-E")] == "55.00 ± 7.07"
+    assert cells[("TinyLlama-1.1B", "OLoRA", "32", "PIQA")] == "failed"
+    assert cells[("TinyLlama-1.1B", "LoRA", "32", "Arc-E")] == "not run"
+    readme = (tmp_path / "out" / "olora" / "README.md").read_text()
+    assert "Failed runs" in readme and "c" in readme.split("Failed runs")[1]
+
+
+def test_regeneration_is_byte_identical(tmp_path):
+    runs = Path(__file__).resolve().parents[1] / "runs"
+    source = runs if runs.is_dir() else tmp_path / "empty"
+    main(["--runs", str(source), "--out", str(tmp_path / "one")])
+    main(["--runs", str(source), "--out", str(tmp_path / "two")])
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert files and files == sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*") if p.is_file())
+    for rel in files:
+        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes(), rel
+
+
+@pytest.mark.parametrize("mutate,expected", [
+    (lambda row: row.__setitem__("value", "12,5"), "value='12,5' is not a number"),
+    (lambda row: row.__setitem__("paper", "lora"), "paper='lora'; valid: 'mora'"),
+    (lambda row: row.__setitem__("metric", ""), "metric is empty"),
+])
+def test_malformed_published_row_is_refused_with_one_line(mutate, expected, tmp_path):
+    for path in PUBLISHED_DIR.glob("mora_table2.csv"):
+        shutil.copy(path, tmp_path / path.name)
+    with open(tmp_path / "mora_table2.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, list(reader)
+    mutate(rows[3])
+    with open(tmp_path / "mora_table2.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(UserError) as err:
+        load_published("mora", tmp_path)
+    assert "\n" not in str(err.value) and "mora_table2.csv line 5" in str(err.value) and expected in str(err.value)
