@@ -143,3 +143,32 @@ def test_random_kills_then_resume_match_an_uninterrupted_run(tmp_path):
     assert res["metrics"]["eval_loss"] == ref["metrics"]["eval_loss"] and res["metrics"]["density"] == ref["metrics"]["density"]
     again = run_cli(args, runs)
     assert again.returncode == 0 and "skip:" in again.stdout  # completed runs are skipped on re-run
+
+
+def test_preempted_submitit_job_is_requeued_and_resumes(tmp_path):
+    """The SLURM path on this machine: submitit's local executor, the job signalled as a scheduler would."""
+    import psutil
+
+    runs = tmp_path / "runs"
+    args = ["-m", "hydra/launcher=local", *FAST, "trainer.max_steps=40", "trainer.save_steps=4"]
+    sweep = subprocess.Popen([sys.executable, "-m", "bench.train", *args], cwd=REPO, env=cli_env(runs),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 180
+    signalled = None
+    while time.time() < deadline and signalled is None:
+        if list(runs.glob("*/checkpoints/checkpoint-*/COMPLETE")):
+            workers = [p for p in psutil.Process(sweep.pid).children(recursive=True)
+                       if "submitit" in " ".join(p.cmdline()) and "_submit" in " ".join(p.cmdline())]
+            if workers:
+                signalled = workers[-1]
+                signalled.send_signal(signal.SIGUSR2)  # submitit's preemption/timeout signal
+        time.sleep(0.1)
+    assert signalled is not None, "no submitit worker found to signal"
+    out, _ = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0, out[-3000:]
+    run_dir = next(p for p in runs.iterdir() if (p / ".hydra").exists())
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["steps"] == 40
+    logs = "\n".join(p.read_text(errors="replace") for p in runs.rglob("*_log.*"))
+    assert "Requeued" in logs or "requeue" in logs.lower(), logs[-2000:]
+    assert "resume:" in logs, "the requeued job did not resume from its checkpoint"

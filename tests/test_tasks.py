@@ -164,3 +164,29 @@ def test_task_listing_names_every_task(capsys):
     main()
     out = capsys.readouterr().out
     assert all(name in out for name in TASKS) and "lm-eval task" in out and "scorer" in out
+
+
+@pytest.mark.parametrize("task", ["piqa", "hellaswag", "mnli", "qqp", "rte_glue", "metamath"])
+def test_tiny_stand_ins_use_the_real_schema_and_are_seeded(task, tmp_path, monkeypatch):
+    from tests.bench_helpers import compose_cfg
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # the hub is out of reach here: fail fast, not by timeout
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = compose_cfg([f"task={task}", "task.num_train=40", "task.num_eval=20"], tmp_path)
+    first = load_task_data(cfg.task, seed=3, use_local=True)
+    again = load_task_data(cfg.task, seed=3, use_local=True)
+    other = load_task_data(cfg.task, seed=4, use_local=True)
+    assert first.train == again.train and first.train != other.train
+    assert first.sources["train"] == "generator(seed=3)" and len(first.train) == 40
+    spec = TASKS[task]
+    for ex in first.train:
+        if spec.kind == "cls":
+            assert 0 <= ex["label"] < spec.num_labels and ex["text"] and ex["text_pair"]
+        elif "candidates" in ex:
+            assert 0 <= ex["label"] < len(ex["candidates"]) and ex["prompt"]
+        else:
+            assert final_number(ex["answer"]) is not None
+    if task == "metamath":
+        assert first.sources["eval"].endswith("gsm8k/test.jsonl")  # MetaMath trains, GSM8K evaluates
+    with pytest.raises(UserError, match="cannot be loaded"):
+        load_task_data(cfg.task, seed=3, use_local=False)  # never a stand-in at paper scale (no hub here)

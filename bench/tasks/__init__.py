@@ -53,8 +53,8 @@ def _records(spec: TaskSpec, role: str, task_cfg: Any, use_local: bool, seed: in
         if spec.expand:
             rows = [r for row in rows for r in spec.expand(row)]
         convert, source = spec.convert_local, path
-    elif spec.generator is not None:
-        n = task_cfg.num_train if role == "train" else task_cfg.num_eval
+    elif spec.generator is not None and (use_local or spec.hub_dataset is None):
+        n = (task_cfg.num_train if role == "train" else task_cfg.num_eval) or 1000
         rows, convert, source = spec.generator(role, n, seed), spec.convert_local, f"generator(seed={seed})"
     elif use_local:
         raise UserError(f"task {spec.name!r} has no local file for its {role} split at this scale; "

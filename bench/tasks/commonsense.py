@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from .registry import TaskSpec, register
+from .synthetic import commonsense as synthetic_choice
 
 ALPACA_HEADER = ("Below is an instruction that describes a task. Write a response that appropriately "
                  "completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n")
@@ -89,7 +90,9 @@ register(TaskSpec(name="openbookqa", scorer="lm-eval:openbookqa", hub_dataset="a
                   hub_fields=("question_stem", "choices", "answerKey"), convert_hub=obqa_from_hub, **COMMON))
 register(TaskSpec(name="piqa", scorer="lm-eval:piqa", hub_dataset="ybisk/piqa",
                   hub_splits={"train": "train", "eval": "validation"}, lm_eval_task="piqa",
-                  hub_fields=("goal", "sol1", "sol2", "label"), convert_hub=piqa_from_hub, **COMMON))
+                  hub_fields=("goal", "sol1", "sol2", "label"), convert_hub=piqa_from_hub,
+                  generator=synthetic_choice(2, "solution"), **COMMON))
 register(TaskSpec(name="hellaswag", scorer="lm-eval:hellaswag", hub_dataset="Rowan/hellaswag",
                   hub_splits={"train": "train", "eval": "validation"}, lm_eval_task="hellaswag",
-                  hub_fields=("ctx", "endings", "label"), convert_hub=hellaswag_from_hub, **COMMON))
+                  hub_fields=("ctx", "endings", "label"), convert_hub=hellaswag_from_hub,
+                  generator=synthetic_choice(4, "ending"), **COMMON))

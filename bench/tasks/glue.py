@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .registry import TaskSpec, register
+from .synthetic import nli, paraphrase
 
 NLI = {"entailment": 0, "not_entailment": 1, "contradiction": 2, "neutral": 1}
 
@@ -46,12 +47,15 @@ register(TaskSpec(name="qnli", hub_config="qnli", metric="acc", scorer="suite:gl
                   convert_local=pair("question", "sentence", mapping=NLI), convert_hub=pair("question", "sentence"), **COMMON))
 register(TaskSpec(name="rte_glue", hub_config="rte", metric="acc", scorer="suite:glue", num_labels=2,
                   local_fields=("sentence1", "sentence2", "label"), hub_fields=("sentence1", "sentence2", "label"),
-                  convert_local=pair("sentence1", "sentence2", mapping=NLI), convert_hub=pair("sentence1", "sentence2"), **COMMON))
+                  convert_local=pair("sentence1", "sentence2", mapping=NLI), convert_hub=pair("sentence1", "sentence2"),
+                  generator=nli("label", ("entailment", "not_entailment")), **COMMON))
 register(TaskSpec(name="qqp", hub_config="qqp", metric="acc", scorer="suite:glue", num_labels=2,
                   local_fields=("question1", "question2", "is_duplicate"), hub_fields=("question1", "question2", "label"),
-                  convert_local=pair("question1", "question2", label="is_duplicate"), convert_hub=pair("question1", "question2"), **COMMON))
+                  convert_local=pair("question1", "question2", label="is_duplicate"), convert_hub=pair("question1", "question2"),
+                  generator=paraphrase, **COMMON))
 register(TaskSpec(name="mnli", hub_config="mnli", metric="acc", scorer="suite:glue", num_labels=3,
                   hub_splits={"train": "train", "eval": "validation_matched"},
                   local_fields=("sentence1", "sentence2", "gold_label"), hub_fields=("premise", "hypothesis", "label"),
                   convert_local=pair("sentence1", "sentence2", label="gold_label", mapping={"entailment": 0, "neutral": 1, "contradiction": 2}),
-                  convert_hub=pair("premise", "hypothesis"), **{k: v for k, v in COMMON.items() if k != "hub_splits"}))
+                  convert_hub=pair("premise", "hypothesis"), generator=nli("gold_label", ("entailment", "neutral", "contradiction")),
+                  **{k: v for k, v in COMMON.items() if k != "hub_splits"}))

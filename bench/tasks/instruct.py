@@ -6,6 +6,7 @@ import re
 
 from .commonsense import ALPACA_HEADER
 from .registry import TaskSpec, register
+from .synthetic import arithmetic
 
 
 def alpaca(record: dict) -> dict:
@@ -41,4 +42,4 @@ register(TaskSpec(name="gsm8k", family="instruct", kind="sft", paper="mora", met
 register(TaskSpec(name="metamath", family="instruct", kind="sft", paper="mora", metric="exact_match",
                   scorer="suite:gsm8k_exact_match", hub_dataset="meta-math/MetaMathQA",
                   hub_splits={"train": "train"}, eval_from="gsm8k", local_fields=("query", "response"), hub_fields=("query", "response"),
-                  convert_local=metamath, convert_hub=metamath))
+                  convert_local=metamath, convert_hub=metamath, generator=arithmetic))

@@ -36,7 +36,8 @@ class TaskSpec:
     num_labels: int | None = None
     expand: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None  # one record → several (MultiRC)
     eval_from: str | None = None                               # evaluate on another task's eval split (MetaMath → GSM8K)
-    generator: Callable[..., list[dict]] | None = None         # seeded synthetic data (uuid, tiny stand-ins)
+    generator: Callable[..., list[dict]] | None = None         # seeded data: the task itself (uuid), or a tiny-scale
+                                                               # stand-in in the real schema where no sample exists
 
 
 TASKS: dict[str, TaskSpec] = {}
