@@ -12,9 +12,12 @@ IGNORE = -100
 def _prompt_answer_ids(tokenizer, prompt: str, answer: str, max_length: int, add_eos: bool) -> tuple[list[int], list[int]]:
     prompt_ids = tokenizer(prompt).input_ids
     answer_ids = tokenizer(answer, add_special_tokens=False).input_ids + ([tokenizer.eos_token_id] if add_eos else [])
+    keep_bos = prompt_ids[:1] if prompt_ids and prompt_ids[0] == tokenizer.bos_token_id else []
+    # The answer is what is learned or scored: keep it (its start, if it alone is too long) and cut the
+    # prompt's start after BOS instead, so no sequence exceeds max_length.
+    answer_ids = answer_ids[: max(1, max_length - len(keep_bos) - 1)]
     overflow = len(prompt_ids) + len(answer_ids) - max_length
-    if overflow > 0:  # keep the answer whole; cut the prompt's start (after BOS) instead
-        keep_bos = prompt_ids[:1] if prompt_ids and prompt_ids[0] == tokenizer.bos_token_id else []
+    if overflow > 0:
         prompt_ids = keep_bos + prompt_ids[len(keep_bos) + overflow:]
     return prompt_ids, answer_ids
 

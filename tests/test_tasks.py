@@ -190,3 +190,17 @@ def test_tiny_stand_ins_use_the_real_schema_and_are_seeded(task, tmp_path, monke
         assert first.sources["eval"].endswith("gsm8k/test.jsonl")  # MetaMath trains, GSM8K evaluates
     with pytest.raises(UserError, match="cannot be loaded"):
         load_task_data(cfg.task, seed=3, use_local=False)  # never a stand-in at paper scale (no hub here)
+
+
+def test_no_encoded_sequence_exceeds_max_length(stories_dir):
+    from bench.data import encode
+    from bench.models import load_tokenizer
+
+    tok = load_tokenizer(type("M", (), {"tokenizer": str(stories_dir), "source": "hub", "path": str(stories_dir)})())
+    long = {"prompt": "Tell me a story. " * 40, "answer": "Once upon a time " * 200}
+    for kind, ex in [("sft", long), ("choice", {**long, "candidates": ["yes", "no " * 300], "label": 0})]:
+        for feature in encode(kind, [ex], tok, 64):
+            seqs = feature["input_ids"] if kind == "choice" else [feature["input_ids"]]
+            assert all(len(s) <= 64 for s in seqs)
+            labels = feature["labels"] if kind == "choice" else [feature["labels"]]
+            assert all(any(t != -100 for t in lab) for lab in labels)  # the answer (or its start) survives
