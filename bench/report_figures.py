@@ -187,6 +187,7 @@ def salora_fig6(runs, path):
                               ("expected density C", "λ", "‖AAᵀ − I‖²", "‖BᵀB − I‖²")):
         steps, values = _series(run, key)
         ax.plot(steps, values)
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
     fig.suptitle(f"SaLoRA Fig. 6 ({_model(run)}, {_task(run)}; target b = {run.cfg['method']['target_density']})", fontsize=10)
@@ -266,8 +267,8 @@ def salora_claims(runs) -> list[Claim]:
         ablation[method_label(run.cfg)].append(_final(run, "density"))
     if "SaLoRA" in ablation and "SaLoRA_lambda=0" in ablation:
         full, no_lambda = _mean(ablation["SaLoRA"]), _mean(ablation["SaLoRA_lambda=0"])
-        claims.append((full < no_lambda, f"Table 3: the Lagrangian is what sparsifies: final density {full:.3f} with it vs "
-                       f"{no_lambda:.3f} with λ = 0."))
+        claims.append((full < no_lambda - 0.01, f"Table 3: the Lagrangian is what sparsifies (by more than 0.01): final "
+                       f"density {full:.3f} with it vs {no_lambda:.3f} with λ = 0."))
     return claims or [(None, "no SaLoRA runs yet")]
 
 

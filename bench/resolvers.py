@@ -9,7 +9,7 @@ import os
 from omegaconf import OmegaConf
 
 # What defines a run (and which paper table it feeds); paths, logging, force and hydra settings do not.
-IDENTITY_KEYS = ("method", "model", "task", "trainer", "scale", "seed", "deterministic", "report")
+IDENTITY_KEYS = ("method", "model", "task", "trainer", "scale", "seed", "deterministic", "report", "restarts")
 
 
 def run_id(*, _root_) -> str:

@@ -34,10 +34,10 @@ def build_method(name: str, **kwargs: Any) -> AdapterMethod:
     except TypeError as err:  # an unknown keyword: name it and list the accepted ones
         import inspect
 
-        accepted = sorted(
-            p for cls in METHODS[name].__mro__ for p in inspect.signature(cls.__init__).parameters
-            if p not in ("self", "kwargs") and cls is not object
-        )
+        accepted = sorted({
+            p for cls in METHODS[name].__mro__ if cls is not object
+            for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")
+        })
         raise ValueError(f"{name}: invalid hyperparameter ({err}); valid: {accepted}") from None
 
 
