@@ -67,8 +67,8 @@ class OptimizerProbe(TrainerCallback):
 
 def test_knot_resets_optimizer_state_of_the_new_link_only(stories_dir, tmp_path):
     torch.manual_seed(0)
-    tok = load_tokenizer(type("M", (), {"tokenizer": str(stories_dir)})())
     cfg = compose_cfg(["model=stories260k"], tmp_path).model
+    tok = load_tokenizer(cfg)
     model = load_model(cfg, "causal_lm", tokenizer=tok)
     method = build_method("cola", r=4, target_modules=["q_proj", "v_proj"], knots=[0.5], modules_to_save=["norm"])
     model = method.apply(model)
