@@ -38,7 +38,7 @@ reproduce: reproduce-olora reproduce-cola reproduce-salora reproduce-mora
 reproduce-%: setup
 	@test -n "$(EXPERIMENTS_$*)" || { echo "error: unknown paper '$*'; valid: olora, cola, salora, mora" >&2; exit 2; }
 	for e in $(EXPERIMENTS_$*); do \
-	  $(BIN)/python -m bench.train -m experiment=$$e$(EXP_SUFFIX) scale=$(SCALE) hydra/launcher=$(LAUNCHER) || exit $$?; \
+	  $(BIN)/python -m bench.train -m experiment=$${e}$(EXP_SUFFIX) scale=$(SCALE) hydra/launcher=$(LAUNCHER) || exit $$?; \
 	done
 	$(BIN)/python -m bench.report --paper $*
 
