@@ -14,7 +14,6 @@ Output: results/perf.md and results/perf.json. Timings are measured and reported
 from __future__ import annotations
 
 import copy
-import json
 import platform
 import statistics
 import sys
@@ -267,8 +266,7 @@ def render(report: dict) -> str:
                 tgt = f"{key.replace('vs_', '× ').replace('_', ' ')} ≤ {limit:.2f}"
                 met = "yes" if e[key] <= limit else "no"
             if e["row"] == "lora":
-                floor = next(x for x in rows if x["row"].startswith("floor"))
-                tgt += f"; × floor ≤ 1.15 (r 8)" if str(r) == "8" else ""
+                tgt += "; × floor ≤ 1.15 (r 8)" if str(r) == "8" else ""
                 met += f" / {'yes' if e['vs_floor'] <= 1.15 else 'no'}" if str(r) == "8" else ""
             fmt = lambda v, p=2: "–" if v is None else f"{v:.{p}f}"
             extra = f" (init {e['one_time_s']:.3f} s = {100 * e['one_time_share_of_epoch']:.3f}% of an epoch)" if e["one_time_share_of_epoch"] else ""

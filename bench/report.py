@@ -21,7 +21,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from .errors import UserError, report_and_exit
 from .records import ERROR, METRICS, RESULT, atomic_write_text, read_json

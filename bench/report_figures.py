@@ -12,8 +12,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .records import atomic_write_text  # noqa: F401  (kept for symmetry with report.py writers)
-
 Claim = tuple[bool | None, str]
 
 

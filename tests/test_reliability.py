@@ -14,7 +14,6 @@ import pytest
 
 from bench.report import main as report_main
 from tests.bench_helpers import FAST, REPO, cli_env, run_cli
-from tests.conftest import SHARED
 
 pytestmark = pytest.mark.slow
 
