@@ -146,9 +146,9 @@ def save_probe(model, tokenizer, path: Path) -> None:
 
 def save_final_state(method: AdapterMethod, model, run_dir: Path) -> None:
     """What a later `python -m bench.export RUN_DIR` needs: trainable tensors + adapted layers' buffers + method state."""
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()
-             if any(part in k for part in ("lora_", "mora_M", "gate_log_alpha", "olora_"))
-             or k in {n for n, p in model.named_parameters() if p.requires_grad}}
+             if k in trainable or any(part in k for part in ("lora_", "mora_M", "gate_log_alpha", "olora_"))}
     knotted = {f"{name}.base_layer.weight": layer.base_layer.weight.detach().cpu() for name, layer in method.adapted_layers(model)
                if getattr(method, "link_index", 0) > 0}
     tmp = Path(run_dir) / (FINAL_STATE + ".tmp")

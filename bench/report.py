@@ -120,6 +120,17 @@ class Run:
         return report.get("paper"), {str(t) for t in report.get("tables") or []}
 
     @property
+    def model_name(self) -> str:
+        return self.cfg.get("model", {}).get("name", "?")
+
+    @property
+    def task_name(self) -> str:
+        return self.cfg.get("task", {}).get("name", "?")
+
+    def feeds(self, table: str) -> bool:
+        return str(table).lower() in {str(t).lower() for t in self.tags[1]}
+
+    @property
     def scale(self) -> str:
         scale = self.cfg.get("scale") or {}
         return scale.get("name", "?") if isinstance(scale, dict) else str(scale)
@@ -251,13 +262,13 @@ def run_matches(run: Run, paper: str, rk: tuple, ck: tuple, *, by_model: bool) -
     cfg = run.cfg
     model, method, rank, setting = rk
     task, metric, col_setting = ck
-    if by_model and norm(MODEL_LABELS.get(cfg.get("model", {}).get("name", ""), "")) != norm(model):
+    if by_model and norm(MODEL_LABELS.get(run.model_name, "")) != norm(model):
         return False
     if norm(method_label(cfg)) != norm(method):
         return False
     if rank and rank_label(cfg) != rank and not (method == "LoRA" and "->" in rank):
         return False
-    if task and norm(TASK_LABELS[paper].get(cfg.get("task", {}).get("name"), "")) != norm(task):
+    if task and norm(TASK_LABELS[paper].get(run.task_name, "")) != norm(task):
         return False
     op = re.search(r"operator=(\w+)", setting)
     if op and setting_of(cfg) != f"operator={op.group(1)}":
@@ -296,6 +307,7 @@ def render_table(paper: str, table: str, layout: Layout, runs: list[Run], scale_
     lines = [header, "|" + "---|" * (4 + len(layout.col_keys))]
     csv_rows = []
     best: dict[tuple, float] = {}
+    contenders: dict[tuple, int] = defaultdict(int)
     cells: dict[tuple, tuple[list[float], int]] = {}
     for rk in layout.row_keys:
         for ck in layout.col_keys:
@@ -304,6 +316,7 @@ def render_table(paper: str, table: str, layout: Layout, runs: list[Run], scale_
     for (rk, ck), (vals, _) in cells.items():  # the winner per (model, rank, column), by the paper's convention
         if vals:
             key = (rk[0], rk[2], ck)
+            contenders[key] += 1
             mean = statistics.fmean(vals)
             better = (lambda a, b: a < b) if ck[1] in LOWER_IS_BETTER else (lambda a, b: a > b)
             if key not in best or better(mean, best[key]):
@@ -323,8 +336,8 @@ def render_table(paper: str, table: str, layout: Layout, runs: list[Run], scale_
             else:
                 vals, failed = cells[(rk, ck)]
                 reproduced = fmt(vals, ck[1]) or ("failed" if failed else "not run")
-                if vals and best.get((rk[0], rk[2], ck)) == statistics.fmean(vals) and len(
-                        [1 for (r2, c2), (v2, _) in cells.items() if r2[0] == rk[0] and r2[2] == rk[2] and c2 == ck and v2]) > 1:
+                key = (rk[0], rk[2], ck)
+                if vals and contenders[key] > 1 and best[key] == statistics.fmean(vals):
                     reproduced = f"**{reproduced}**"
             out.append(f"{reproduced} / {published}")
             csv_rows.append({"model": rk[0], "method": rk[1], "rank": rk[2], "setting": rk[3] or ck[2], "task": ck[0],
@@ -346,7 +359,7 @@ def render_scale_table(paper: str, layout: Layout, runs: list[Run]) -> str:
     groups: dict[tuple, list[Run]] = defaultdict(list)
     for run in runs:
         cfg = run.cfg
-        groups[(MODEL_LABELS.get(cfg.get("model", {}).get("name"), cfg.get("model", {}).get("name", "?")),
+        groups[(MODEL_LABELS.get(run.model_name, run.model_name),
                 method_label(cfg), rank_label(cfg), setting_of(cfg))].append(run)
     cols = [ck for ck in layout.col_keys if not derived_metric(ck)]
     lines = [f"At scale={runs[0].scale} (stand-in models; read against each other, not against the paper's numbers):", "",
@@ -358,7 +371,7 @@ def render_scale_table(paper: str, layout: Layout, runs: list[Run]) -> str:
         for ck in cols:
             vals, failed = [], 0
             for run in groups[key]:
-                task_ok = not ck[0] or norm(TASK_LABELS[paper].get(run.cfg.get("task", {}).get("name"), "")) == norm(ck[0])
+                task_ok = not ck[0] or norm(TASK_LABELS[paper].get(run.task_name, "")) == norm(ck[0])
                 if not task_ok:
                     continue
                 if run.status != "ok":
@@ -374,7 +387,7 @@ def render_scale_table(paper: str, layout: Layout, runs: list[Run]) -> str:
 
 
 def runs_for(runs: list[Run], paper: str, table: str) -> list[Run]:
-    return [r for r in runs if r.tags[0] == paper and table.lower() in {t.lower() for t in r.tags[1]}]
+    return [r for r in runs if r.tags[0] == paper and r.feeds(table)]
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

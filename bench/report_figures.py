@@ -16,7 +16,7 @@ Claim = tuple[bool | None, str]
 
 
 def _tagged(runs, table: str):
-    return [r for r in runs if table in {str(t).lower() for t in r.tags[1]}]
+    return [r for r in runs if r.feeds(table)]
 
 
 def _label(run) -> str:
@@ -66,14 +66,6 @@ def _curves(runs, key: str, group: Callable, path: Path, title: str, ylabel: str
     return _save(fig, path)
 
 
-def _model(run) -> str:
-    return run.cfg.get("model", {}).get("name", "?")
-
-
-def _task(run) -> str:
-    return run.cfg.get("task", {}).get("name", "?")
-
-
 def _final(run, key: str) -> float | None:
     value = run.result.get("metrics", {}).get(key)
     return float(value) if isinstance(value, (int, float)) else None
@@ -86,7 +78,7 @@ def _mean(values) -> float | None:
 
 # --------------------------------------------------------------------------------------------- OLoRA
 def olora_fig2(runs, path):
-    return _curves(_tagged(runs, "fig2"), "eval_loss", lambda r: f"{_model(r)}, r {r.cfg['method']['r']}", path,
+    return _curves(_tagged(runs, "fig2"), "eval_loss", lambda r: f"{r.model_name}, r {r.cfg['method']['r']}", path,
                    "OLoRA Figs. 2-3: eval loss, LoRA vs OLoRA", "eval loss")
 
 
@@ -96,7 +88,7 @@ def olora_claims(runs) -> list[Claim]:
     for run in _tagged(runs, "fig2"):
         steps, values = _series(run, "eval_loss")
         if values:
-            pairs[(_model(run), run.cfg["method"]["r"])][run.cfg["method"]["name"]] = values[0]
+            pairs[(run.model_name, run.cfg["method"]["r"])][run.cfg["method"]["name"]] = values[0]
     comparable = {k: v for k, v in pairs.items() if {"lora", "olora"} <= set(v)}
     if comparable:
         wins = [k for k, v in comparable.items() if v["olora"] < v["lora"]]
@@ -122,7 +114,7 @@ def cola_fig2(runs, path):
         m = run.cfg["method"]
         if m.get("ranks") and len(set(m["ranks"])) > 1:
             continue
-        chain[_task(run)][len(m.get("knots") or []) + 1].append(_final(run, "acc"))
+        chain[run.task_name][len(m.get("knots") or []) + 1].append(_final(run, "acc"))
     if not chain:
         return False
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
@@ -140,7 +132,7 @@ def cola_fig2(runs, path):
 def cola_claims(runs) -> list[Claim]:
     claims: list[Claim] = []
     by = defaultdict(list)
-    for run in [r for r in runs if {"1", "2"} & {str(t) for t in r.tags[1]}]:
+    for run in [r for r in runs if r.feeds("1") or r.feeds("2")]:
         by[run.cfg["method"]["name"]].append(_final(run, "acc"))
     lo, co = _mean(by.get("lora", [])), _mean(by.get("cola", []))
     if lo is not None and co is not None:
@@ -173,7 +165,7 @@ def cola_claims(runs) -> list[Claim]:
 # --------------------------------------------------------------------------------------------- SaLoRA
 def _salora_window_run(runs):
     candidates = [r for r in _tagged(runs, "1") if r.cfg["method"]["name"] == "salora"]
-    return sorted(candidates, key=lambda r: (_task(r) != "sst2", str(r.path)))[0] if candidates else None
+    return sorted(candidates, key=lambda r: (r.task_name != "sst2", str(r.path)))[0] if candidates else None
 
 
 def salora_fig6(runs, path):
@@ -188,7 +180,7 @@ def salora_fig6(runs, path):
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
-    fig.suptitle(f"SaLoRA Fig. 6 ({_model(run)}, {_task(run)}; target b = {run.cfg['method']['target_density']})", fontsize=10)
+    fig.suptitle(f"SaLoRA Fig. 6 ({run.model_name}, {run.task_name}; target b = {run.cfg['method']['target_density']})", fontsize=10)
     return _save(fig, path)
 
 
@@ -215,7 +207,7 @@ def salora_fig7(runs, path):
 def _sweep_plot(runs, key_of, line_of, xlabel, path, title):
     by = defaultdict(lambda: defaultdict(list))
     for run in _tagged(runs, "fig4"):
-        by[f"{_task(run)}, {line_of(run)}"][key_of(run)].append((_final(run, "acc"), _final(run, "density")))
+        by[f"{run.task_name}, {line_of(run)}"][key_of(run)].append((_final(run, "acc"), _final(run, "density")))
     if not by:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
@@ -246,7 +238,7 @@ def salora_claims(runs) -> list[Claim]:
     claims: list[Claim] = []
     sal = [r for r in _tagged(runs, "1") if r.cfg["method"]["name"] == "salora" and _final(r, "density") is not None]
     if sal:
-        gaps = [(_task(r), _final(r, "density"), r.cfg["method"]["target_density"]) for r in sal]
+        gaps = [(r.task_name, _final(r, "density"), r.cfg["method"]["target_density"]) for r in sal]
         reached = [g for g in gaps if abs(g[1] - g[2]) <= 0.05]
         claims.append((len(reached) == len(gaps), "SaLoRA's expected density reaches b (±0.05) in "
                        f"{len(reached)} of {len(gaps)} runs: " + ", ".join(f"{t} {d:.3f} (b {b})" for t, d, b in gaps) + "."))
@@ -254,7 +246,7 @@ def salora_claims(runs) -> list[Claim]:
     for run in _tagged(runs, "1"):
         from .report import GLUE_METRIC
 
-        by[run.cfg["method"]["name"]].append(_final(run, GLUE_METRIC.get(_task(run), "acc")))
+        by[run.cfg["method"]["name"]].append(_final(run, GLUE_METRIC.get(run.task_name, "acc")))
     lo, sa = _mean(by.get("lora", [])), _mean(by.get("salora", []))
     if lo is not None and sa is not None:
         claims.append((sa >= lo, f"Table 1: SaLoRA's mean GLUE dev score {100 * sa:.2f} vs LoRA's {100 * lo:.2f}."))
@@ -272,12 +264,12 @@ def salora_claims(runs) -> list[Claim]:
 
 # --------------------------------------------------------------------------------------------- MoRA
 def mora_fig3(runs, path):
-    return _curves(_tagged(runs, "fig3"), "char_acc", lambda r: f"{_model(r)}, UUID", path,
+    return _curves(_tagged(runs, "fig3"), "char_acc", lambda r: f"{r.model_name}, UUID", path,
                    "MoRA Fig. 3: UUID memorisation (character accuracy)", "char accuracy")
 
 
 def mora_fig4(runs, path):
-    return _curves(_tagged(runs, "fig4"), "eval_loss", lambda r: f"{_model(r)} pretraining", path,
+    return _curves(_tagged(runs, "fig4"), "eval_loss", lambda r: f"{r.model_name} pretraining", path,
                    "MoRA Fig. 4: pretraining eval loss", "eval loss")
 
 

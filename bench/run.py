@@ -143,9 +143,8 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         metrics["eval_loss"] = final_eval[-1]
         if spec.kind == "lm":
             metrics["perplexity"] = float(torch.exp(torch.tensor(final_eval[-1])))
-    explicit_eval = any(cfg.task.data_files.get(k) for k in ("test", "validation"))
     final_metrics, provenance = evaluate_final(spec, model, tokenizer, data.eval, run_dir,
-                                               use_builtin=not (cfg.scale.local_data or explicit_eval),
+                                               use_builtin=not (cfg.scale.local_data or data.eval_named),
                                                max_length=max_length, batch_size=eval_batch)
     metrics.update(final_metrics)
     if hasattr(method, "rank_pattern"):

@@ -44,7 +44,7 @@ class AdapterLinear(nn.Module):
 
     @property
     def adapter_dtype(self) -> torch.dtype:
-        return next(p for n, p in self.named_parameters() if not n.startswith("base_layer.")).dtype
+        return next(iter(self._parameters.values())).dtype  # own params only: base_layer's sit in the child
 
     def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -32,6 +32,7 @@ class TaskData:
     dev: list[dict]
     eval: list[dict]
     sources: dict[str, str] = field(default_factory=dict)
+    eval_named: bool = False  # the eval split is a file the user named (task.data_files): evaluated whole
 
 
 def _file_for(files: dict | None, role: str, group: str) -> tuple[str, str] | None:
@@ -102,10 +103,11 @@ def load_task_data(task_cfg: Any, seed: int, use_local: bool) -> TaskData:
         train = _limit(train, task_cfg.num_train, seed)
         eval_rows = _limit(eval_rows, task_cfg.num_eval, seed)
     train = _limit(train, task_cfg.get("limit_train"), seed)
-    if not _file_for(task_cfg.get("data_files"), "eval", "data_files"):  # a file you name is evaluated whole
+    eval_named = _file_for(task_cfg.get("data_files"), "eval", "data_files") is not None
+    if not eval_named:  # a file you name is evaluated whole
         eval_rows = _limit(eval_rows, task_cfg.get("limit_eval"), seed)
     dev = _limit(dev, task_cfg.get("limit_eval"), seed)
-    return TaskData(spec, train, dev, eval_rows, {"train": train_src, "eval": eval_src})
+    return TaskData(spec, train, dev, eval_rows, {"train": train_src, "eval": eval_src}, eval_named)
 
 
 __all__ = ["TASKS", "TaskData", "TaskSpec", "get_spec", "load_task_data"]
