@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from .errors import UserError
+
 IGNORE = -100
 
 
@@ -50,6 +52,52 @@ def pack_lm(examples: list[dict], tokenizer, block_size: int) -> list[dict]:
         stream += tokenizer(ex["text"]).input_ids + [tokenizer.eos_token_id]
     return [{"input_ids": stream[i:i + block_size], "labels": stream[i:i + block_size]}
             for i in range(0, len(stream) - block_size + 1, block_size)]
+
+
+def example_lengths(kind: str, examples: list[dict], tokenizer) -> list[int]:
+    """Tokens each example needs whole (prompt + answer + EOS; the longest candidate; text + pair)."""
+    if kind == "lm" or not examples:
+        return []  # packed into blocks: nothing is cut
+    if kind == "cls":
+        return [len(tokenizer(ex["text"], ex.get("text_pair")).input_ids) for ex in examples]
+    prompts = tokenizer([ex["prompt"] for ex in examples]).input_ids
+    if kind == "sft":
+        answers = tokenizer([ex["answer"] for ex in examples], add_special_tokens=False).input_ids
+        return [len(p) + len(a) + 1 for p, a in zip(prompts, answers)]
+    lengths = []
+    for ex, prompt in zip(examples, prompts):
+        options = tokenizer(list(ex["candidates"]), add_special_tokens=False).input_ids
+        lengths.append(len(prompt) + max(len(o) for o in options))
+    return lengths
+
+
+OVERLONG = ("error", "drop")
+
+
+def fit_examples(task: str, kind: str, splits: dict[str, list[dict]], tokenizer, max_length: int,
+                 overlong: str = "error") -> tuple[dict[str, list[dict]], int, dict[str, int]]:
+    """No task truncates silently. Returns (splits, longest kept example, dropped per split).
+
+    ``overlong="error"``: a UserError naming the task, the split, the longest example and the limit when any
+    example would be cut at ``max_length``. ``"drop"``: such examples are left out, and counted (for data whose
+    texts exceed a small model's context, e.g. RTE premises with stories260K's 512-token window)."""
+    if overlong not in OVERLONG:
+        raise UserError(f"task.overlong={overlong!r}; valid: {list(OVERLONG)}")
+    kept_splits, dropped, longest = {}, {}, 0
+    for split, examples in splits.items():
+        lengths = example_lengths(kind, examples, tokenizer)
+        if not lengths:
+            kept_splits[split], dropped[split] = examples, 0
+            continue
+        if max(lengths) > max_length and overlong == "error":
+            raise UserError(f"task={task}: the longest {split} example is {max(lengths)} tokens but "
+                            f"task.max_length={max_length} would cut it; set task.max_length={max(lengths)} or more "
+                            f"(or task.overlong=drop to leave such examples out)")
+        keep = [i for i, n in enumerate(lengths) if n <= max_length]
+        kept_splits[split] = [examples[i] for i in keep]
+        dropped[split] = len(examples) - len(keep)
+        longest = max([longest, *(lengths[i] for i in keep)])
+    return kept_splits, longest, dropped
 
 
 ENCODERS = {"sft": encode_sft, "choice": encode_choice, "cls": encode_cls}

@@ -46,7 +46,8 @@ def lora_factors(method: AdapterMethod, layer) -> tuple[torch.Tensor, torch.Tens
             As.append(layer.olora_A0.float())
         return torch.cat(Bs, dim=1), torch.cat(As, dim=0)
     if name == "salora":
-        z = layer.deterministic_gate().detach().float()
+        gate = layer.effective_gate()
+        z = torch.ones(layer.r, device=layer.lora_B.device) if gate is None else gate.detach().float()
         kept = z > 0
         B = layer.scaling * layer.lora_B.detach().float()[:, kept] * z[kept]
         return B, layer.lora_A.detach().float()[kept]

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from transformers import TrainingArguments, set_seed
 
-from .data import Collator, encode
+from .data import Collator, encode, fit_examples
 from .errors import UserError
 from .evaluate import evaluate_final, scorer_for
 from .export import export_run, save_final_state
@@ -100,6 +100,9 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     trainable, total = count_parameters(model)
 
     max_length = cfg.task.max_length
+    fitted, longest, dropped = fit_examples(cfg.task.name, spec.kind, {"train": data.train, "dev": data.dev, "eval": data.eval},
+                                            tokenizer, max_length, cfg.task.get("overlong", "error"))
+    data.train, data.dev, data.eval = fitted["train"], fitted["dev"], fitted["eval"]
     train_ds = Dataset.from_list(encode(spec.kind, data.train, tokenizer, max_length))
     eval_examples = data.dev or data.eval
     eval_ds = Dataset.from_list(encode(spec.kind, eval_examples, tokenizer, max_length)) if eval_examples else None
@@ -161,7 +164,8 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "train_loss": [[r["step"], r.get("task_loss", r["loss"])] for r in rows if "loss" in r],
         "eval_loss": [[r["step"], r["eval_loss"]] for r in rows if "eval_loss" in r],
         "trainable_params": trainable, "total_params": total, "train_flops": flops.flops,
-        "steps": trainer.state.global_step, "examples": {"train": len(data.train), "eval": len(data.eval)},
+        "steps": trainer.state.global_step, "examples": {"train": len(data.train), "eval": len(data.eval), "longest_tokens": longest,
+                                                  "dropped_overlong": dropped, "decontaminated": data.decontaminated},
         "data_sources": data.sources, "wall_s": round(time.time() - started, 3),
         "config": OmegaConf.to_container(cfg, resolve=True), "versions": versions(), "git_sha": git_sha(),
     }

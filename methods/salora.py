@@ -53,9 +53,13 @@ class SaloraLinear(LoraLinear):
         s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + self.gate_log_alpha) / self.temperature)
         return (s * (self.zeta - self.gamma) + self.gamma).clamp(0.0, 1.0)
 
+    def effective_gate(self) -> torch.Tensor | None:
+        """What eval and merge use: none before the window opens (training ran with g ≡ 1 then), ẑ after."""
+        return None if self.gate_mode == "dense" else self.deterministic_gate()
+
     def gate(self) -> torch.Tensor | None:
         if not self.training:
-            return self.deterministic_gate()
+            return self.effective_gate()
         if self.gate_mode == "dense":
             return None
         if self.gate_mode == "stochastic":
@@ -75,11 +79,13 @@ class SaloraLinear(LoraLinear):
         return F.linear(hidden, self.lora_B) * self.scaling
 
     def delta_weight(self) -> torch.Tensor:
-        g = self.deterministic_gate().float()
-        return (self.lora_B.float() * g) @ self.lora_A.float() * self.scaling
+        g = self.effective_gate()
+        B = self.lora_B.float() if g is None else self.lora_B.float() * g.float()
+        return B @ self.lora_A.float() * self.scaling
 
     def kept_rank(self) -> int:
-        return int((self.deterministic_gate() > 0).sum())
+        g = self.effective_gate()
+        return self.r if g is None else int((g > 0).sum())
 
 
 def _orthogonality_gap(matrix: torch.Tensor) -> torch.Tensor:
@@ -94,7 +100,7 @@ class SaLoRA(LoRA):
 
     def __init__(self, beta: float = 0.1, target_density: float = 0.5, lr_constraint: float = 0.01,
                  t_start: float = 0.1, t_end: float = 0.4, temperature: float = 1.0, gamma: float = -0.1,
-                 zeta: float = 1.1, gate_init: float = 3.0, use_lagrangian: bool = True, **kwargs):
+                 zeta: float = 1.1, gate_init: float = 0.0, use_lagrangian: bool = True, **kwargs):
         super().__init__(**kwargs)
         require(isinstance(target_density, (int, float)) and 0 < target_density <= 1, self.name, "target_density", target_density, "0 < b <= 1")
         require(isinstance(beta, (int, float)) and beta >= 0, self.name, "beta", beta, "beta >= 0")

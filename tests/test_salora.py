@@ -67,6 +67,9 @@ def test_forward_and_merge_are_B_diag_g_A_written_out():
         layer.lora_B.normal_()
         layer.gate_log_alpha.copy_(torch.tensor([-5.0, -0.5, 0.0, 1.0, 3.0, 0.2]))
     layer.eval()
+    # Before the window opens training runs with g ≡ 1, so eval and merge use no gate either.
+    assert torch.allclose(layer.delta_weight(), 2.0 * layer.lora_B.detach() @ layer.lora_A.detach(), atol=1e-6)
+    layer.gate_mode = "frozen"  # after the window: ẑ
     z_hat = (torch.sigmoid(layer.gate_log_alpha.detach()) * (ZETA - GAMMA) + GAMMA).clamp(0, 1)
     dense = 2.0 * layer.lora_B.detach() @ torch.diag(z_hat) @ layer.lora_A.detach()
     assert torch.allclose(layer.delta_weight(), dense, atol=1e-6)
@@ -159,4 +162,6 @@ def test_rank_pattern_counts_components_with_positive_z_hat():
         # ẑ = clamp(1.2σ(l) − 0.1): zero iff σ(l) ≤ 1/12, i.e. l ≤ −log(11) ≈ −2.398
         model.up.gate_log_alpha.copy_(torch.tensor([-5.0, -2.5, -2.3, 0.0, 1.0, 5.0]))
         model.down.gate_log_alpha.fill_(-3.0)
+    assert m.rank_pattern(model) == {"up": 6, "down": 6}  # gates not engaged yet: every component is used
+    m.before_step(model, 0, progress=0.95)                  # after the window: ẑ decides
     assert m.rank_pattern(model) == {"up": 4, "down": 0}

@@ -117,7 +117,7 @@ FAMILY_RUNS = {  # one tiny run per family; its headline metric and valid range
     "commonsense": (["task=arc_easy"], "acc", (0, 1)),
     "superglue": (["task=rte"], "acc", (0, 1)),
     "glue": (["task=sst2", "model=tiny_roberta"], "acc", (0, 1)),
-    "instruct": (["task=gsm8k", "task.limit_eval=4", "task.max_length=192"], "exact_match", (0, 1)),
+    "instruct": (["task=gsm8k", "task.limit_eval=4"], "exact_match", (0, 1)),
     "pretrain": (["task=c4", "model=tiny_llama", "method=mora"], "perplexity", (1, 1e6)),
 }
 

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import UserError
 from . import commonsense, glue, instruct, pretrain, superglue, uuid_pairs  # noqa: F401  (registration)
 from .readers import read_hub, read_local, require_fields
-from .registry import TASKS, TaskSpec
+from .registry import TASKS, TaskSpec, shared_text
 from .superglue import mezo_split
 
 ROLE_ALIASES = {"train": ("train",), "eval": ("eval", "test", "validation", "val", "dev")}
@@ -33,6 +33,7 @@ class TaskData:
     eval: list[dict]
     sources: dict[str, str] = field(default_factory=dict)
     eval_named: bool = False  # the eval split is a file the user named (task.data_files): evaluated whole
+    decontaminated: int = 0   # training examples removed because their text is also an evaluation example's
 
 
 def _file_for(files: dict | None, role: str, group: str) -> tuple[str, str] | None:
@@ -83,6 +84,21 @@ def _limit(rows: list[dict], n: int | None, seed: int) -> list[dict]:
     return [rows[i] for i in sorted(ids)]
 
 
+def holdout_by_text(rows: list[dict], n_eval: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, eval): whole groups of examples sharing a text (``shared_text``) go to eval, in a seeded order,
+    until at least ``n_eval`` examples are held out; the rest is training data."""
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(shared_text(row), []).append(i)
+    members = list(groups.values())
+    held: set[int] = set()
+    for g in np.random.RandomState(seed).permutation(len(members)).tolist():
+        if len(held) >= n_eval:
+            break
+        held.update(members[g])
+    return ([r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held])
+
+
 def load_task_data(task_cfg: Any, seed: int, use_local: bool) -> TaskData:
     """Train/dev/eval examples for ``task_cfg`` (a conf/task node). MeZO tasks use MeZO's sampling protocol."""
     spec = get_spec(task_cfg.name)
@@ -91,10 +107,10 @@ def load_task_data(task_cfg: Any, seed: int, use_local: bool) -> TaskData:
     eval_rows, eval_src = _records(eval_spec, "eval", task_cfg, use_local, seed)
     dev: list[dict] = []
     if train_src == eval_src and spec.generator is None:
-        # One file for both (the Alpaca sample): hold out a seeded, disjoint eval set.
-        order = np.random.RandomState(seed).permutation(len(train)).tolist()
+        # One file for both (the Alpaca sample, MultiRC's validation rows): hold out a seeded eval set that
+        # shares no text with training (whole MultiRC passages go to one side).
         n_eval = min(task_cfg.num_eval or len(train) // 10, len(train) // 2)
-        eval_rows, train = [train[i] for i in order[:n_eval]], [train[i] for i in order[n_eval:]]
+        train, eval_rows = holdout_by_text(train, n_eval, seed)
     if spec.kind == "choice":
         train_ids, dev_ids, test_ids = mezo_split(len(train), len(eval_rows), seed, task_cfg.num_train,
                                                   task_cfg.num_dev, task_cfg.num_eval)
@@ -107,7 +123,18 @@ def load_task_data(task_cfg: Any, seed: int, use_local: bool) -> TaskData:
     if not eval_named:  # a file you name is evaluated whole
         eval_rows = _limit(eval_rows, task_cfg.get("limit_eval"), seed)
     dev = _limit(dev, task_cfg.get("limit_eval"), seed)
-    return TaskData(spec, train, dev, eval_rows, {"train": train_src, "eval": eval_src}, eval_named)
+    train, removed = decontaminate(spec, train, dev + eval_rows)
+    return TaskData(spec, train, dev, eval_rows, {"train": train_src, "eval": eval_src}, eval_named, removed)
+
+
+def decontaminate(spec: TaskSpec, train: list[dict], held_out: list[dict]) -> tuple[list[dict], int]:
+    """Training examples whose text (``shared_text``) is also a dev/eval example's are removed: real datasets
+    repeat questions across splits (ARC-Easy, CoLA, STS-B). Memorization tasks evaluate on training on purpose."""
+    if spec.memorization:
+        return train, 0
+    seen = {shared_text(ex) for ex in held_out}
+    kept = [ex for ex in train if shared_text(ex) not in seen]
+    return kept, len(train) - len(kept)
 
 
 __all__ = ["TASKS", "TaskData", "TaskSpec", "get_spec", "load_task_data"]

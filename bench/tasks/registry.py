@@ -38,6 +38,16 @@ class TaskSpec:
     eval_from: str | None = None                               # evaluate on another task's eval split (MetaMath → GSM8K)
     generator: Callable[..., list[dict]] | None = None         # seeded data: the task itself (uuid), or a tiny-scale
                                                                # stand-in in the real schema where no sample exists
+    memorization: bool = False                                 # eval = train on purpose (UUID); exempt from the
+                                                               # train/eval text-overlap check
+
+
+def shared_text(example: dict[str, Any]) -> str:
+    """The text an example shares with its siblings: MultiRC's passage (many questions per passage), else the
+    whole prompt/text. A held-out split keeps every example of one such text on one side."""
+    if example.get("group") or example.get("prompt"):
+        return str(example.get("group") or example.get("prompt"))
+    return "\n".join(str(example.get(k) or "") for k in ("text", "text_pair"))
 
 
 TASKS: dict[str, TaskSpec] = {}

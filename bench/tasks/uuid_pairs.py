@@ -27,5 +27,5 @@ def generate(role: str, n: int, seed: int) -> list[dict]:
     return uuid_pairs(n, seed)
 
 
-register(TaskSpec(name="uuid", family="uuid", kind="sft", paper="mora", metric="char_acc", scorer="suite:uuid_char_acc",
+register(TaskSpec(name="uuid", family="uuid", kind="sft", paper="mora", metric="char_acc", scorer="suite:uuid_char_acc", memorization=True,
                   local_fields=("key", "value"), convert_local=to_example, generator=generate))
