@@ -5,8 +5,13 @@ PYTHON     ?= python3
 VENV       ?= .venv
 BIN        := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
-SCALE      ?= tiny
-LAUNCHER   ?= basic
+SCALE      ?= small
+# The CPU tiers run a sweep's jobs in parallel worker processes (joblib), one thread each: a 260K-parameter
+# model's ops are too small to use two threads well, so two jobs at once do ~1.5x the work of one job on two.
+LAUNCHER   ?= $(if $(filter paper,$(SCALE)),basic,joblib)
+JOBS       ?= 2
+SEEDS      ?=
+LAUNCH     = hydra/launcher=$(LAUNCHER) $(if $(filter joblib,$(LAUNCHER)),hydra.launcher.n_jobs=$(JOBS)) $(if $(SEEDS),seed=$(SEEDS))
 STAMP      := $(VENV)/.installed
 
 .PHONY: setup test reproduce report perf demo clean
@@ -25,28 +30,26 @@ $(STAMP): pyproject.toml
 test: setup
 	$(BIN)/python -m pytest -q
 
-# One target per paper: its experiments (Hydra multirun; SCALE=tiny offline CPU, SCALE=paper the published
-# configuration; LAUNCHER=slurm submits through submitit), then the report from the run records.
-EXP_SUFFIX := $(if $(filter tiny,$(SCALE)),_tiny,)
-EXPERIMENTS_olora  := olora_table1 olora_fig2
-EXPERIMENTS_cola   := cola_table2 cola_chain cola_stepdown
-EXPERIMENTS_salora := salora_table1 salora_ablation salora_sweeps
-EXPERIMENTS_mora   := mora_uuid mora_operators mora_pretrain
-
+# One target per paper. Its experiments come from its spec (bench/papers/<paper>.py) for the tier SCALE
+# (small: the claims' tier, the default; tiny: the one-minute smoke; paper: the published configuration, with
+# LAUNCHER=slurm through submitit); then the report: records into results/<paper>/records/, tables, figures, claims.
 reproduce: reproduce-olora reproduce-cola reproduce-salora reproduce-mora
 
 reproduce-%: setup
-	@test -n "$(EXPERIMENTS_$*)" || { echo "error: unknown paper '$*'; valid: olora, cola, salora, mora" >&2; exit 2; }
-	for e in $(EXPERIMENTS_$*); do \
-	  $(BIN)/python -m bench.train -m experiment=$${e}$(EXP_SUFFIX) scale=$(SCALE) hydra/launcher=$(LAUNCHER) || exit $$?; \
+	@exps="$$($(BIN)/python -m bench.papers experiments $* $(SCALE))" || exit 2; \
+	for e in $$exps; do \
+	  echo "== $* / $$e ($(SCALE))"; \
+	  OMP_NUM_THREADS=$(if $(filter joblib,$(LAUNCHER)),1,$${OMP_NUM_THREADS:-}) \
+	    $(BIN)/python -m bench.train -m experiment=$$e scale=$(SCALE) $(LAUNCH) || exit $$?; \
 	done
 	$(BIN)/python -m bench.report --paper $*
 
+# Rebuild results/ from the committed records (and any finished runs in runs/); never trains.
 report: setup
 	$(BIN)/python -m bench.report
 
 demo: setup
-	HYDRA_FULL_ERROR=0 $(BIN)/python -m bench.train -m experiment=demo scale=$(SCALE) hydra/launcher=$(LAUNCHER)
+	HYDRA_FULL_ERROR=0 $(BIN)/python -m bench.train -m experiment=demo scale=tiny
 
 # Cost per step and memory of every method vs our LoRA, peft LoRA and the frozen-base floor (≤ 10 min on 2 cores).
 perf: setup

@@ -29,13 +29,13 @@ from .records import ERROR, METRICS, RESULT, atomic_write_text, read_json
 PUBLISHED_DIR = Path(__file__).parent / "published"
 PUBLISHED_COLUMNS = ("paper", "table", "model", "task", "rank", "method", "setting", "metric", "value", "std",
                      "source", "status", "primary_url", "note")
-PAPERS = ("olora", "cola", "salora", "mora")
-PAPER_TITLES = {
-    "olora": "OLoRA: Orthonormal Low-Rank Adaptation of Large Language Models (arXiv 2406.01775)",
-    "cola": "Chain of LoRA: Efficient Fine-tuning of Language Models via Residual Learning (arXiv 2401.04151)",
-    "salora": "SaLoRA: Structure-Aware Low-Rank Adaptation (Mathematics 11(20) 4317)",
-    "mora": "MoRA: High-Rank Updating for Parameter-Efficient Fine-Tuning (arXiv 2405.12130)",
-}
+from . import papers as paper_specs
+from .claims import Outcome, evaluate_claim, metric_of, paired_values
+
+PAPERS = paper_specs.PAPERS
+PAPER_TITLES = {p: paper_specs.load(p).title for p in PAPERS}
+RECORDS = "records"
+UNNAMED_MODEL = "notnamed"  # a published row whose model the paper does not name matches any model
 LOWER_IS_BETTER = {"perplexity", "training_flops", "training_time", "peak_gpu_memory", "trainable_params", "PPL"}
 
 MODEL_LABELS = {
@@ -45,15 +45,7 @@ MODEL_LABELS = {
     "stories260k": "stories260K (tiny stand-in)", "tiny_llama": "tiny Llama (random init)",
     "tiny_opt": "tiny OPT (random init)", "tiny_roberta": "tiny RoBERTa (random init)",
 }
-TASK_LABELS = {
-    "olora": {"arc_challenge": "Arc-C", "arc_easy": "Arc-E", "boolq": "BoolQ", "hellaswag": "HellaSwag",
-              "openbookqa": "OBQA", "piqa": "PIQA"},
-    "cola": {"sst2_mezo": "SST-2", "wsc": "WSC", "boolq_mezo": "BoolQ", "cb": "CB", "rte": "RTE", "wic": "WIC",
-             "multirc": "MultiRC"},
-    "salora": {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qnli": "QNLI", "qqp": "QQP", "rte_glue": "RTE",
-               "mnli": "MNLI", "stsb": "STS-B"},
-    "mora": {"uuid": "UUID memorization", "c4": "C4", "metamath": "GSM8K", "gsm8k": "GSM8K"},
-}
+TASK_LABELS = {p: paper_specs.load(p).task_labels for p in PAPERS}
 METHOD_LABELS = {"lora": "LoRA", "olora": "OLoRA", "cola": "COLA", "salora": "SaLoRA", "mora": "MoRA",
                  "relora": "ReLoRA", "remora": "ReMoRA"}
 GLUE_METRIC = {"cola": "mcc", "stsb": "pearson", "mrpc": "f1"}
@@ -98,6 +90,15 @@ class Run:
     status: str                     # ok | failed | incomplete
     result: dict = field(default_factory=dict)
     error: dict = field(default_factory=dict)
+    rows: list[dict] | None = None  # metric curves, when read from a compact record
+
+    @property
+    def name(self) -> str:
+        return self.path.name[:-5] if self.path.suffix == ".json" else self.path.name
+
+    @property
+    def experiment(self) -> str | None:
+        return self.result.get("experiment")
 
     @property
     def cfg(self) -> dict:
@@ -136,6 +137,8 @@ class Run:
         return scale.get("name", "?") if isinstance(scale, dict) else str(scale)
 
     def metrics_rows(self) -> list[dict]:
+        if self.rows is not None:
+            return self.rows
         path = self.path / METRICS
         rows = []
         if path.exists():
@@ -145,6 +148,33 @@ class Run:
                 except ValueError:
                     continue
         return rows
+
+
+def write_records(runs: list[Run], out_dir: Path) -> int:
+    """Compact records of finished runs (result.json + metric curves, no checkpoints) into
+    results/<paper>/records/<run>.json, so the pages regenerate from a fresh clone without training."""
+    written = 0
+    for run in runs:
+        paper = run.tags[0]
+        if paper not in PAPERS or run.status == "incomplete" or run.result.get("smoke"):
+            continue
+        result = run.result if run.status == "ok" else {"config": run.cfg}
+        record = {"status": run.status, "result": result, "error": run.error, "metrics": run.metrics_rows()}
+        atomic_write_text(out_dir / paper / RECORDS / f"{run.path.name}.json",
+                          json.dumps(record, sort_keys=True, indent=None, separators=(",", ":")) + "\n")
+        written += 1
+    return written
+
+
+def load_records(out_dir: Path, paper: str) -> list[Run]:
+    runs = []
+    for path in sorted((out_dir / paper / RECORDS).glob("*.json")):
+        record = read_json(path)
+        if not record or "result" not in record:
+            raise UserError(f"record {path} is unreadable or has no 'result'; re-run `make report` after training")
+        runs.append(Run(path, record.get("status", "ok"), record["result"], record.get("error") or {},
+                        rows=record.get("metrics") or []))
+    return runs
 
 
 def collect_runs(runs_dir: Path) -> list[Run]:
@@ -166,6 +196,8 @@ def method_label(cfg: dict) -> str:
     m = cfg.get("method", {})
     name = m.get("name", "?")
     label = METHOD_LABELS.get(name, name)
+    if name == "cola" and not (m.get("knots") or []):
+        return "LoRA"  # a chain of length 1 is plain LoRA
     if name == "salora" and m.get("use_lagrangian") is False:
         return "SaLoRA_lambda=0"
     if name == "salora" and float(m.get("beta", 0.1)) == 0.0:
@@ -194,13 +226,16 @@ def metric_value(run: Run, paper: str, metric: str, task: str, setting: str) -> 
     """The run's number for a published metric name (None when the run cannot say)."""
     r = run.result
     metrics = r.get("metrics", {})
-    scale_steps = 10 if run.scale == "tiny" else 1  # tiny UUID runs take a tenth of the paper's steps
     if metric == "char_accuracy":
         step = re.search(r"step=(\d+)", setting)
         if step:
-            target = int(step.group(1)) // scale_steps
-            hits = [row["char_acc"] for row in run.metrics_rows() if row.get("step") == target and "char_acc" in row]
-            return 100 * hits[-1] if hits else None
+            # The paper's columns are steps of a 1000-step run; other scales read the same fraction of their run.
+            target = int(step.group(1)) if run.scale == "paper" else int(step.group(1)) / 1000 * (r.get("steps") or 0)
+            logged = {row["step"]: row["char_acc"] for row in run.metrics_rows() if "char_acc" in row}
+            if not logged:
+                return None
+            nearest = min(logged, key=lambda s: abs(s - target))
+            return 100 * logged[nearest] if abs(nearest - target) <= 0.05 * max(r.get("steps") or 1, 1) else None
         return 100 * metrics["char_acc"] if "char_acc" in metrics else None
     if metric in ("final_score", "test_accuracy", "accuracy", "ACC"):
         if "acc" in metrics:
@@ -262,7 +297,8 @@ def run_matches(run: Run, paper: str, rk: tuple, ck: tuple, *, by_model: bool) -
     cfg = run.cfg
     model, method, rank, setting = rk
     task, metric, col_setting = ck
-    if by_model and norm(MODEL_LABELS.get(run.model_name, "")) != norm(model):
+    if by_model and not norm(model).startswith(UNNAMED_MODEL) and not norm(model).startswith("basemodelnotnamed") \
+            and norm(MODEL_LABELS.get(run.model_name, "")) != norm(model):
         return False
     if norm(method_label(cfg)) != norm(method):
         return False
@@ -402,9 +438,48 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def claim_outcomes(paper: str, runs: list[Run]) -> list[Outcome]:
+    """Each claim of the paper's spec, tested on the runs of its tier (paired over seeds, 95% interval)."""
+    spec = paper_specs.load(paper)
+    tier_runs = [r for r in runs if r.status == "ok" and r.scale == spec.claims_tier]
+    outcomes = []
+    for claim in spec.claims:
+        values = paired_values(claim, tier_runs, lambda run: metric_of(run.result, run.metrics_rows(), claim.metric),
+                               lambda run: run.cfg)
+        outcomes.append(evaluate_claim(claim, values))
+    return outcomes
+
+
+def render_claims(paper: str, outcomes: list[Outcome]) -> list[str]:
+    spec = paper_specs.load(paper)
+    lines = [f"## Claims, tested at scale={spec.claims_tier}", "",
+             "Each claim: the paired difference over seeds (same seed = same data and initialisation for both arms) "
+             "or, for one arm, the value itself; mean with its 95% t-interval. **held**: the interval lies on the "
+             "paper's side of the margin; **contradicted**: on the other side; **inconclusive**: it spans it (with "
+             "the pairs that would resolve the observed effect at its observed spread).", "",
+             "| claim | source | metric | arms | effect [95% CI] | n | verdict |", "|---|---|---|---|---|---|---|"]
+    for o in outcomes:
+        c = o.claim
+        side = {"greater": ">", "less": "<", "within": "within ±"}[c.direction]
+        arms = " − ".join(c.arm_labels) if c.arm_labels else "–"
+        verdict = f"**{o.verdict}**"
+        if o.verdict == "inconclusive":
+            verdict += (f" (~{o.seeds_to_resolve} pairs would resolve it)" if o.seeds_to_resolve
+                        else " (no runs)" if o.n == 0 else " (no effect to resolve)")
+        lines.append(f"| {c.statement} | {c.source} | {c.metric} ({c.unit}), {side} {c.margin:g} | {arms} | "
+                     f"{o.effect} | {o.n} | {verdict} |")
+    stand_ins = sorted({o.claim.stand_in for o in outcomes if o.claim.stand_in})
+    if stand_ins:
+        lines += ["", "Stand-ins (what the small tier runs instead of the paper's setting): " + "; ".join(stand_ins) + "."]
+    if spec.notes:
+        lines += ["", "What the small tier does not cover, and why:", ""] + [f"- {n}" for n in spec.notes]
+    return lines + [""]
+
+
 def report_paper(paper: str, runs: list[Run], out_dir: Path) -> dict[str, Any]:
     from . import report_figures as figures
 
+    spec = paper_specs.load(paper)
     paper_dir = out_dir / paper
     paper_dir.mkdir(parents=True, exist_ok=True)
     tables = load_published(paper)
@@ -421,22 +496,24 @@ def report_paper(paper: str, runs: list[Run], out_dir: Path) -> dict[str, Any]:
         write_csv(paper_dir / f"table{table}.csv", csv_rows)
         index["tables"].append(f"table{table}.md")
         sections.append(f"## Table {table}\n\n{md}\n")
-        index["failed"] += [str(r.path.name) for r in table_runs if r.status == "failed"]
+        index["failed"] += [run.name for run in table_runs if run.status == "failed"]
         index["scale"] |= {describe_scale(r) for r in small if r.status == "ok"}
-    for name, png in figures.FIGURES.get(paper, {}).items():
-        selected = [r for r in runs if r.tags[0] == paper and r.status == "ok"]
-        if png(selected, paper_dir / f"{name}.png"):
+    selected = [r for r in runs if r.tags[0] == paper and r.status == "ok"]
+    for name, func in spec.figures.items():
+        if getattr(figures, func)(selected, paper_dir / f"{name}.png"):
             index["figures"].append(f"{name}.png")
             sections.append(f"## {name}\n\n![{name}]({name}.png)\n")
-    claims = figures.CLAIMS[paper]([r for r in runs if r.tags[0] == paper and r.status == "ok"])
-    head = [f"# {PAPER_TITLES[paper]}", "", "Regenerated by `python -m bench.report` from the run records; never edited by hand.", "",
-            "## Claims at this scale", ""]
-    head += [f"- **{'held' if ok is True else 'did not hold' if ok is False else 'not tested'}** — {text}" for ok, text in claims] or ["- no runs yet"]
+        else:  # no runs draw it any more: a stale picture would show numbers no record backs
+            (paper_dir / f"{name}.png").unlink(missing_ok=True)
+    outcomes = claim_outcomes(paper, selected)
+    head = [f"# {PAPER_TITLES[paper]}", "", "Regenerated by `python -m bench.report` from the run records in "
+            f"[records/](records/); never edited by hand.", ""]
+    head += render_claims(paper, outcomes)
     if index["failed"]:
         head += ["", "Failed runs (their cells read \"failed\"): " + ", ".join(sorted(index["failed"]))]
     head += ["", "Scale of the reproduced numbers: " + ("; ".join(sorted(index["scale"])) or "no runs"), ""]
     atomic_write_text(paper_dir / "README.md", "\n".join(head) + "\n" + "\n".join(sections))
-    index["claims"] = claims
+    index["verdicts"] = [o.verdict for o in outcomes]
     return index
 
 
@@ -449,16 +526,24 @@ def describe_scale(run: Run) -> str:
 def main(argv: Iterable[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.splitlines()[0])
     parser.add_argument("--paper", choices=PAPERS, action="append", help="only this paper (repeatable)")
-    parser.add_argument("--runs", default=os.environ.get("LORABENCH_RUNS", "runs"), help="runs directory")
-    parser.add_argument("--out", default="results", help="output directory")
+    parser.add_argument("--runs", default=os.environ.get("LORABENCH_RUNS", "runs"),
+                        help="runs directory: its finished runs become records in --out first (skipped if absent)")
+    parser.add_argument("--out", default="results", help="output directory (holds <paper>/records/)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
-        runs = collect_runs(Path(args.runs))
         out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out={args.out!r} is a file; valid: a directory")
         papers = args.paper or list(PAPERS)
-        summaries = {p: report_paper(p, runs, out) for p in papers}
+        runs_dir = Path(args.runs)
+        synced = write_records(collect_runs(runs_dir), out) if runs_dir.is_dir() else 0
+        runs = {p: load_records(out, p) for p in papers}
+        if not any(runs.values()):
+            raise UserError(f"no run records for {', '.join(papers)} in {out} and none finished in --runs={args.runs!r}; "
+                            "train first (make reproduce) — nothing was written")
+        summaries = {p: report_paper(p, runs[p], out) for p in papers}
         write_index(out, summaries, papers)
-        print(f"report: {out / 'README.md'} ({len(runs)} runs read)")
+        print(f"report: {out / 'README.md'} ({sum(map(len, runs.values()))} records, {synced} new from {runs_dir})")
     except UserError as err:
         report_and_exit(err)
 
@@ -472,15 +557,17 @@ def write_index(out: Path, summaries: dict[str, dict], papers: list[str]) -> Non
     blocks = dict(previous)
     for paper in papers:
         s = summaries[paper]
-        held = sum(1 for ok, _ in s["claims"] if ok is True)
-        lines = [f"## {paper}", "", f"{PAPER_TITLES[paper]} — [{paper}/README.md]({paper}/README.md); claims held at this scale: "
-                 f"{held} of {len(s['claims'])}.", "",
+        counts = {v: s["verdicts"].count(v) for v in ("held", "contradicted", "inconclusive")}
+        lines = [f"## {paper}", "", f"{PAPER_TITLES[paper]} — [{paper}/README.md]({paper}/README.md)", "",
+                 f"Claims: {counts['held']} held, {counts['contradicted']} contradicted, {counts['inconclusive']} "
+                 f"inconclusive (of {len(s['verdicts'])}; 95% intervals over seeds).", "",
                  "Tables: " + ", ".join(f"[{t}]({paper}/{t})" for t in s["tables"]),
                  "Figures: " + (", ".join(f"[{f}]({paper}/{f})" for f in s["figures"]) or "none yet"), "",
                  "Scale: " + ("; ".join(sorted(s["scale"])) or "no runs"), ""]
         blocks[paper] = "\n".join(lines)
     body = ["# Results", "", "Generated by `python -m bench.report` from the run records (`make report`); never edited by hand.",
-            "Every number states its scale; tiny-scale numbers come from stand-in models and are not comparable to the papers'.",
+            "Every number states its scale; small- and tiny-scale numbers come from stand-in models and are not comparable "
+            "to the papers'. Verdicts: held / contradicted / inconclusive from paired differences over seeds.",
             "Performance: [perf.md](perf.md).", ""]
     body += [blocks[p] for p in PAPERS if p in blocks]
     atomic_write_text(index_path, "\n".join(body).rstrip() + "\n")

@@ -1,4 +1,4 @@
-"""The papers' figures (matplotlib PNGs) and claims (in words, with the numbers behind them), from run records."""
+"""The papers' figures (matplotlib PNGs) from run records; the paper specs (bench/papers) say which to draw."""
 
 from __future__ import annotations
 
@@ -11,9 +11,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-Claim = tuple[bool | None, str]
-
 
 def _tagged(runs, table: str):
     return [r for r in runs if r.feeds(table)]
@@ -82,31 +79,6 @@ def olora_fig2(runs, path):
                    "OLoRA Figs. 2-3: eval loss, LoRA vs OLoRA", "eval loss")
 
 
-def olora_claims(runs) -> list[Claim]:
-    claims: list[Claim] = []
-    pairs = defaultdict(dict)
-    for run in _tagged(runs, "fig2"):
-        steps, values = _series(run, "eval_loss")
-        if values:
-            pairs[(run.model_name, run.cfg["method"]["r"])][run.cfg["method"]["name"]] = values[0]
-    comparable = {k: v for k, v in pairs.items() if {"lora", "olora"} <= set(v)}
-    if comparable:
-        wins = [k for k, v in comparable.items() if v["olora"] < v["lora"]]
-        detail = "; ".join(f"{m} r{r}: OLoRA {v['olora']:.3f} vs LoRA {v['lora']:.3f}" for (m, r), v in sorted(comparable.items()))
-        claims.append((len(wins) == len(comparable), f"OLoRA's early eval-loss advantage (first evaluation): OLoRA lower in "
-                       f"{len(wins)} of {len(comparable)} model/rank pairs ({detail})."))
-    else:
-        claims.append((None, "OLoRA's early eval-loss advantage: no paired LoRA/OLoRA curve runs yet."))
-    acc = defaultdict(list)
-    for run in _tagged(runs, "i"):
-        acc[run.cfg["method"]["name"]].append(_final(run, "acc"))
-    lo, ol = _mean(acc.get("lora", [])), _mean(acc.get("olora", []))
-    if lo is not None and ol is not None:
-        claims.append((ol >= lo, f"Table I: OLoRA's mean commonsense accuracy {100 * ol:.2f} vs LoRA's {100 * lo:.2f} "
-                       f"over {len(acc['olora'])} OLoRA / {len(acc['lora'])} LoRA runs (lm-eval acc)."))
-    return claims
-
-
 # --------------------------------------------------------------------------------------------- COLA
 def cola_fig2(runs, path):
     chain = defaultdict(lambda: defaultdict(list))
@@ -129,58 +101,36 @@ def cola_fig2(runs, path):
     return _save(fig, path)
 
 
-def cola_claims(runs) -> list[Claim]:
-    claims: list[Claim] = []
-    by = defaultdict(list)
-    for run in [r for r in runs if r.feeds("1") or r.feeds("2")]:
-        by[run.cfg["method"]["name"]].append(_final(run, "acc"))
-    lo, co = _mean(by.get("lora", [])), _mean(by.get("cola", []))
-    if lo is not None and co is not None:
-        claims.append((co > lo, f"Tables 1-2: COLA's mean test accuracy {100 * co:.2f} vs LoRA's {100 * lo:.2f} over the "
-                       f"SuperGLUE-style tasks and seeds ({len(by['cola'])} / {len(by['lora'])} runs)."))
-    else:
-        claims.append((None, "Tables 1-2 (COLA vs LoRA): no runs yet."))
-    chain = defaultdict(list)
-    for run in _tagged(runs, "fig2"):
-        m = run.cfg["method"]
-        if not (m.get("ranks") and len(set(m["ranks"])) > 1):
-            chain[len(m.get("knots") or []) + 1].append(_final(run, "acc"))
-    if 1 in chain and len(chain) > 1:
-        base = _mean(chain[1])
-        longer = {n: _mean(v) for n, v in chain.items() if n > 1}
-        claims.append((all(v >= base for v in longer.values()), "Fig. 2: chain length 1 (LoRA) "
-                       f"{100 * base:.2f} vs " + ", ".join(f"length {n}: {100 * v:.2f}" for n, v in sorted(longer.items())) + "."))
-    flops = defaultdict(list)
-    for run in _tagged(runs, "4"):
-        from .report import rank_label
-
-        flops[rank_label(run.cfg)].append(run.result.get("train_flops"))
-    if "8->2" in flops and ("8->8" in flops or "8" in flops):
-        full = _mean(flops.get("8->8") or flops["8"])
-        claims.append((_mean(flops["8->2"]) < full, f"Table 4: stepping the rank down 8→2 costs {_mean(flops['8->2']):.3g} "
-                       f"training FLOPs vs {full:.3g} at rank 8 throughout."))
-    return claims
-
-
 # --------------------------------------------------------------------------------------------- SaLoRA
 def _salora_window_run(runs):
-    candidates = [r for r in _tagged(runs, "1") if r.cfg["method"]["name"] == "salora"]
-    return sorted(candidates, key=lambda r: (r.task_name != "sst2", str(r.path)))[0] if candidates else None
+    """The SaLoRA run at b 0.5 (the paper's setting), on SST-2 if there is one, lowest seed first."""
+    candidates = [r for r in _tagged(runs, "1") if r.cfg["method"]["name"] == "salora"
+                  and r.cfg["method"].get("use_lagrangian", True)]
+    key = lambda r: (r.task_name != "sst2", abs(float(r.cfg["method"]["target_density"]) - 0.5), r.cfg.get("seed", 0), str(r.path))
+    return sorted(candidates, key=key)[0] if candidates else None
 
 
 def salora_fig6(runs, path):
-    run = _salora_window_run(runs)
-    if run is None:
+    first = _salora_window_run(runs)
+    if first is None:
         return False
+    seed = first.cfg.get("seed")
+    lines = sorted((r for r in _tagged(runs, "1") if r.cfg["method"]["name"] == "salora" and r.cfg.get("seed") == seed
+                    and r.cfg["method"].get("use_lagrangian", True) and r.task_name == first.task_name),
+                   key=lambda r: float(r.cfg["method"]["target_density"]))
     fig, axes = plt.subplots(1, 4, figsize=(13, 3))
     for ax, key, title in zip(axes, ("density", "lambda", "orth_A", "orth_B"),
                               ("expected density C", "λ", "‖AAᵀ − I‖²", "‖BᵀB − I‖²")):
-        steps, values = _series(run, key)
-        ax.plot(steps, values)
-        ax.ticklabel_format(axis="y", useOffset=False)
+        for run in lines:
+            steps, values = _series(run, key)
+            ax.plot(steps, values, label=f"b {run.cfg['method']['target_density']}")
+        if key.startswith("orth"):
+            ax.set_yscale("log")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
-    fig.suptitle(f"SaLoRA Fig. 6 ({run.model_name}, {run.task_name}; target b = {run.cfg['method']['target_density']})", fontsize=10)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"SaLoRA Fig. 6 ({first.model_name}, {first.task_name}, seed {seed}; the gate window is "
+                 f"{first.cfg['method']['t_start']:.0%}-{first.cfg['method']['t_end']:.0%} of training)", fontsize=10)
     return _save(fig, path)
 
 
@@ -204,9 +154,9 @@ def salora_fig7(runs, path):
     return _save(fig, path)
 
 
-def _sweep_plot(runs, key_of, line_of, xlabel, path, title):
+def _sweep_plot(runs, table, key_of, line_of, xlabel, path, title):
     by = defaultdict(lambda: defaultdict(list))
-    for run in _tagged(runs, "fig4"):
+    for run in _tagged(runs, table):
         by[f"{run.task_name}, {line_of(run)}"][key_of(run)].append((_final(run, "acc"), _final(run, "density")))
     if not by:
         return False
@@ -225,41 +175,13 @@ def _sweep_plot(runs, key_of, line_of, xlabel, path, title):
 
 
 def salora_fig4(runs, path):
-    return _sweep_plot(runs, lambda r: r.cfg["method"]["r"], lambda r: f"b {r.cfg['method']['target_density']}",
+    return _sweep_plot(runs, "fig4", lambda r: r.cfg["method"]["r"], lambda r: f"b {r.cfg['method']['target_density']}",
                        "rank r", path, "SaLoRA Fig. 4: rank sweep")
 
 
 def salora_fig5(runs, path):
-    return _sweep_plot(runs, lambda r: r.cfg["method"]["target_density"], lambda r: f"r {r.cfg['method']['r']}",
+    return _sweep_plot(runs, "fig5", lambda r: r.cfg["method"]["target_density"], lambda r: f"r {r.cfg['method']['r']}",
                        "target density b", path, "SaLoRA Fig. 5: density sweep")
-
-
-def salora_claims(runs) -> list[Claim]:
-    claims: list[Claim] = []
-    sal = [r for r in _tagged(runs, "1") if r.cfg["method"]["name"] == "salora" and _final(r, "density") is not None]
-    if sal:
-        gaps = [(r.task_name, _final(r, "density"), r.cfg["method"]["target_density"]) for r in sal]
-        reached = [g for g in gaps if abs(g[1] - g[2]) <= 0.05]
-        claims.append((len(reached) == len(gaps), "SaLoRA's expected density reaches b (±0.05) in "
-                       f"{len(reached)} of {len(gaps)} runs: " + ", ".join(f"{t} {d:.3f} (b {b})" for t, d, b in gaps) + "."))
-    by = defaultdict(list)
-    for run in _tagged(runs, "1"):
-        from .report import GLUE_METRIC
-
-        by[run.cfg["method"]["name"]].append(_final(run, GLUE_METRIC.get(run.task_name, "acc")))
-    lo, sa = _mean(by.get("lora", [])), _mean(by.get("salora", []))
-    if lo is not None and sa is not None:
-        claims.append((sa >= lo, f"Table 1: SaLoRA's mean GLUE dev score {100 * sa:.2f} vs LoRA's {100 * lo:.2f}."))
-    ablation = defaultdict(list)
-    for run in _tagged(runs, "3"):
-        from .report import method_label
-
-        ablation[method_label(run.cfg)].append(_final(run, "density"))
-    if "SaLoRA" in ablation and "SaLoRA_lambda=0" in ablation:
-        full, no_lambda = _mean(ablation["SaLoRA"]), _mean(ablation["SaLoRA_lambda=0"])
-        claims.append((full < no_lambda - 0.01, f"Table 3: the Lagrangian is what sparsifies (by more than 0.01): final "
-                       f"density {full:.3f} with it vs {no_lambda:.3f} with λ = 0."))
-    return claims or [(None, "no SaLoRA runs yet")]
 
 
 # --------------------------------------------------------------------------------------------- MoRA
@@ -275,7 +197,7 @@ def mora_fig4(runs, path):
 
 def mora_fig5(runs, path):
     points = defaultdict(list)
-    for run in _tagged(runs, "fig3"):
+    for run in _tagged(runs, "fig5") or _tagged(runs, "fig3"):  # the pretraining runs, as the paper; else UUID
         counts = run.result.get("delta_sv_gt_0.1")
         if counts:
             points[_label(run)].append(statistics.fmean(counts.values()))
@@ -288,40 +210,3 @@ def mora_fig5(runs, path):
     ax.set_ylabel("singular values of ΔW > 0.1 (mean per module)")
     ax.set_title("MoRA Fig. 5: rank of the learned update", fontsize=10)
     return _save(fig, path)
-
-
-def mora_claims(runs) -> list[Claim]:
-    claims: list[Claim] = []
-    acc = defaultdict(dict)
-    for run in _tagged(runs, "2"):
-        acc[run.cfg["method"]["r"]][run.cfg["method"]["name"]] = _final(run, "char_acc")
-    pairs = {r: v for r, v in acc.items() if {"lora", "mora"} <= set(v)}
-    if pairs:
-        wins = [r for r, v in pairs.items() if v["mora"] > v["lora"]]
-        claims.append((len(wins) == len(pairs), "MoRA beats LoRA on UUID memorisation at equal trainable parameters: "
-                       + "; ".join(f"r {r}: MoRA {100 * v['mora']:.1f}% vs LoRA {100 * v['lora']:.1f}% char accuracy" for r, v in sorted(pairs.items())) + "."))
-    ppl = {}
-    for run in _tagged(runs, "3"):
-        ppl[run.cfg["method"]["name"]] = _final(run, "perplexity")
-    if {"lora", "mora"} <= set(ppl):
-        claims.append((ppl["mora"] < ppl["lora"], f"Table 3 pretraining: MoRA perplexity {ppl['mora']:.1f} vs LoRA {ppl['lora']:.1f}"
-                       + (f"; ReMoRA {ppl['remora']:.1f} vs ReLoRA {ppl['relora']:.1f}" if {"relora", "remora"} <= set(ppl) else "") + "."))
-    svs = defaultdict(list)
-    for run in _tagged(runs, "fig3"):
-        counts = run.result.get("delta_sv_gt_0.1")
-        if counts:
-            svs[run.cfg["method"]["name"]].append(statistics.fmean(counts.values()))
-    if {"lora", "mora"} <= set(svs):
-        claims.append((_mean(svs["mora"]) > _mean(svs["lora"]), f"Fig. 5: MoRA's update has more singular values above 0.1 "
-                       f"({_mean(svs['mora']):.1f} per module) than LoRA's ({_mean(svs['lora']):.1f})."))
-    return claims or [(None, "no MoRA runs yet")]
-
-
-FIGURES: dict[str, dict[str, Callable]] = {
-    "olora": {"fig2_fig3_eval_loss": olora_fig2},
-    "cola": {"fig2_chain_length": cola_fig2},
-    "salora": {"fig4_rank_sweep": salora_fig4, "fig5_density_sweep": salora_fig5, "fig6_training_dynamics": salora_fig6,
-               "fig7_kept_rank": salora_fig7},
-    "mora": {"fig3_uuid": mora_fig3, "fig4_pretraining": mora_fig4, "fig5_singular_values": mora_fig5},
-}
-CLAIMS = {"olora": olora_claims, "cola": cola_claims, "salora": salora_claims, "mora": mora_claims}

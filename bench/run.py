@@ -71,7 +71,7 @@ def delta_singular_values(method, model, threshold: float = 0.1, budget: int = 5
     return {name: int((torch.linalg.svdvals(layer.delta_weight()) > threshold).sum()) for name, layer in layers}
 
 
-def execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def execute(cfg: DictConfig, run_dir: Path, experiment: str | None = None) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     done = completed_result(run_dir)
     if done is not None and not cfg.force:
@@ -157,7 +157,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     save_final_state(method, model, run_dir)
     exported = export_run(method, model, tokenizer, run_dir, cfg, metrics) if cfg.export else None
     result = {
-        "method": method.name, "model": cfg.model.name, "task": cfg.task.name, "rank": cfg.method.r,
+        "experiment": experiment, "method": method.name, "model": cfg.model.name, "task": cfg.task.name, "rank": cfg.method.r,
         "seed": cfg.seed, "scale": cfg.scale.name, "status": "ok", "metrics": metrics,
         "headline_metric": spec.metric, "scorer": provenance.get("scorer", "trainer:eval_loss"),
         "lm_eval": provenance.get("lm_eval"), "export": exported, "delta_sv_gt_0.1": delta_sv,

@@ -25,10 +25,11 @@ from .records import write_error
 def hydra_entry(cfg: DictConfig):
     from .run import execute  # heavy imports after Hydra has parsed the command line
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        return execute(cfg, run_dir)
+        return execute(cfg, run_dir, experiment=hydra_cfg.runtime.choices.get("experiment"))
     except UserError as err:
         write_error(run_dir, err, step=None)
         if not sweeping:

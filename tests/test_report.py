@@ -34,7 +34,11 @@ def fake_run(runs: Path, name: str, config: dict, result: dict | None = None, er
 
 @pytest.mark.parametrize("paper", PAPERS)
 def test_every_published_cell_keeps_its_place_and_missing_runs_are_not_numbers(paper, tmp_path):
-    main(["--paper", paper, "--runs", str(tmp_path / "no-runs"), "--out", str(tmp_path / "out")])
+    # One small-tier run: it shows in the stand-in block, never in a paper-scale cell.
+    fake_run(tmp_path / "runs", "small", {"report": {"paper": paper, "tables": []}, "scale": {"name": "small"},
+                                          "model": {"name": "stories260k"}, "method": {"name": "lora", "r": 8}},
+             {"metrics": {"acc": 0.5}})
+    main(["--paper", paper, "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
     for table, rows in published_rows(paper).items():
         md = (tmp_path / "out" / paper / f"table{table}.md").read_text()
         body = [line for line in md.split("\n\nCells read")[0].splitlines() if line.startswith("| ") and "---" not in line][1:]
@@ -71,15 +75,23 @@ def test_paper_scale_run_fills_its_cell_and_failed_run_says_failed(tmp_path):
     assert "Failed runs" in readme and "c" in readme.split("Failed runs")[1]
 
 
-def test_regeneration_is_byte_identical(tmp_path):
-    runs = Path(__file__).resolve().parents[1] / "runs"
-    source = runs if runs.is_dir() else tmp_path / "empty"
-    main(["--runs", str(source), "--out", str(tmp_path / "one")])
-    main(["--runs", str(source), "--out", str(tmp_path / "two")])
-    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
-    assert files and files == sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*") if p.is_file())
+def test_committed_results_regenerate_byte_identically_from_their_records(tmp_path):
+    """`make report` on a fresh clone: the committed records alone give back every committed page and figure."""
+    committed = Path(__file__).resolve().parents[1] / "results"
+    out = tmp_path / "results"
+    shutil.copytree(committed, out)
+    main(["--runs", str(tmp_path / "no-runs"), "--out", str(out)])
+    files = sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file())
+    assert any(f.parts[1:2] == ("records",) for f in files)
+    assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == files
     for rel in files:
-        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes(), rel
+        assert (out / rel).read_bytes() == (committed / rel).read_bytes(), rel
+
+
+def test_zero_records_is_an_error_and_writes_nothing(tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--runs", str(tmp_path / "none"), "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2 and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("mutate,expected", [

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ import numpy as np
 from ..errors import UserError
 from . import commonsense, glue, instruct, pretrain, superglue, uuid_pairs  # noqa: F401  (registration)
 from .readers import read_hub, read_local, require_fields
+from .corpus import corpus_records
 from .registry import TASKS, TaskSpec, shared_text
 from .superglue import mezo_split
 
@@ -47,6 +49,12 @@ def _file_for(files: dict | None, role: str, group: str) -> tuple[str, str] | No
 def _records(spec: TaskSpec, role: str, task_cfg: Any, use_local: bool, seed: int) -> tuple[list[dict], str]:
     found = _file_for(task_cfg.get("data_files"), role, "data_files") or (
         _file_for(task_cfg.get("local_files"), role, "local_files") if use_local else None)
+    if not found and use_local and task_cfg.get("local_corpus"):
+        root = str(task_cfg.local_corpus)
+        if not Path(root).is_dir():
+            raise UserError(f"task.local_corpus={root!r} is not a directory; expected the shared data folder")
+        rows = corpus_records(role, root)
+        return [spec.convert_local(r) for r in rows], f"corpus:{root}:{role}"
     if found:
         key, path = found
         rows = read_local(path, task_cfg.get("format"), header=spec.local_header, columns=spec.local_columns,
@@ -117,7 +125,8 @@ def load_task_data(task_cfg: Any, seed: int, use_local: bool) -> TaskData:
         train, dev, eval_rows = [train[i] for i in train_ids], [train[i] for i in dev_ids], [eval_rows[i] for i in test_ids]
     elif spec.generator is None:
         train = _limit(train, task_cfg.num_train, seed)
-        eval_rows = _limit(eval_rows, task_cfg.num_eval, seed)
+        # A corpus's held-out slice is one fixed slice for every seed and run.
+        eval_rows = _limit(eval_rows, task_cfg.num_eval, 0 if eval_src.startswith("corpus:") else seed)
     train = _limit(train, task_cfg.get("limit_train"), seed)
     eval_named = _file_for(task_cfg.get("data_files"), "eval", "data_files") is not None
     if not eval_named:  # a file you name is evaluated whole

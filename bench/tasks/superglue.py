@@ -76,7 +76,8 @@ def multirc_flatten(record: dict) -> list[dict]:
 def multirc(record: dict) -> dict:
     return {"prompt": f"{record['paragraph']}\nQuestion: {record['question']}\nI found this answer \"{record['answer']}\". "
                       "Is that correct? Yes or No?\n",
-            "candidates": ["No", "Yes"], "label": _bool_label(record["label"])}
+            "candidates": ["No", "Yes"], "label": _bool_label(record["label"]),
+            "group": record["paragraph"]}  # questions on one passage stay on one side of a held-out split
 
 
 def mezo_split(n_train_rows: int, n_eval_rows: int, seed: int, num_train: int, num_dev: int,
