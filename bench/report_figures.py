@@ -123,7 +123,9 @@ def salora_fig6(runs, path):
                               ("expected density C", "λ", "‖AAᵀ − I‖²", "‖BᵀB − I‖²")):
         for run in lines:
             steps, values = _series(run, key)
-            ax.plot(steps, values, label=f"b {run.cfg['method']['target_density']}")
+            line, = ax.plot(steps, values, label=f"b {run.cfg['method']['target_density']}")
+            if key == "density":  # the target, dotted, in the line's colour
+                ax.axhline(float(run.cfg["method"]["target_density"]), ls=":", lw=0.8, color=line.get_color())
         if key.startswith("orth"):
             ax.set_yscale("log")
         ax.set_title(title, fontsize=9)

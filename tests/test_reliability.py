@@ -30,7 +30,7 @@ def bad_inputs(tmp):
         (["method.rr=8"], ["method.rr=8", "valid: alpha"]),
         (["model=gpt5"], ["model=gpt5", "valid:", "stories260k"]),
         (["task=arc_hard"], ["task=arc_hard", "valid:", "arc_easy"]),
-        (["scale=huge"], ["scale=huge", "valid: paper, tiny"]),
+        (["scale=huge"], ["scale=huge", "valid: paper, small, tiny"]),
         (["logger=tensorboard"], ["logger=tensorboard", "valid: csv, wandb"]),
         (["hydra/launcher=slurmm"], ["slurmm", "valid:"]),
         (["trainer.learning_rat=1"], ["trainer.learning_rat=1", "learning_rate"]),
