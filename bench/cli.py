@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import UserError
+from .validate import validate_config
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 CONFIG_NAME = "train"
@@ -77,6 +78,7 @@ def preflight(argv: list[str]) -> None:
                 message = _explain(err, variant)
             raise UserError(message) from err
         _check_method(cfg)
+        validate_config(cfg)
     _check_writable(cfg)
 
 

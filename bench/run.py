@@ -21,11 +21,10 @@ from .export import export_run, save_final_state
 from .models import count_parameters, load_model, load_tokenizer
 from .records import MetricsLog, atomic_write_json, atomic_write_text, completed_result, git_sha, versions, RESULT
 from .tasks import get_spec, load_task_data
+from .validate import BENCH_TRAINER_KEYS, validate_config
 from .trainer import (AdapterTrainer, BenchState, FlopsCounter, MethodHooks, MetricsWriter, PeriodicScore,
                       last_complete_checkpoint)
 
-# Keys of conf/trainer that are ours, not TrainingArguments'.
-BENCH_TRAINER_KEYS = {"nan_patience"}
 
 
 def check_environment(cfg: DictConfig) -> None:
@@ -72,6 +71,7 @@ def delta_singular_values(method, model, threshold: float = 0.1, budget: int = 5
 
 
 def execute(cfg: DictConfig, run_dir: Path, experiment: str | None = None) -> dict[str, Any]:
+    validate_config(cfg)  # before anything is read, written or skipped: `force=maybe` must not retrain
     run_dir.mkdir(parents=True, exist_ok=True)
     done = completed_result(run_dir)
     if done is not None and not cfg.force:
