@@ -487,7 +487,7 @@ def report_paper(paper: str, runs: list[Run], out_dir: Path) -> dict[str, Any]:
     paper_dir = out_dir / paper
     paper_dir.mkdir(parents=True, exist_ok=True)
     tables = load_published(paper)
-    index: dict[str, Any] = {"tables": [], "figures": [], "failed": [], "scale": set()}
+    index: dict[str, Any] = {"tables": [], "figures": [], "failed": [], "scale_runs": []}
     sections = []
     for table, rows in tables.items():
         table_runs = runs_for(runs, paper, table)
@@ -501,7 +501,7 @@ def report_paper(paper: str, runs: list[Run], out_dir: Path) -> dict[str, Any]:
         index["tables"].append(f"table{table}.md")
         sections.append(f"## Table {table}\n\n{md}\n")
         index["failed"] += [run.name for run in table_runs if run.status == "failed"]
-        index["scale"] |= {describe_scale(r) for r in small if r.status == "ok"}
+        index["scale_runs"] += [r for r in small if r.status == "ok"]
     selected = [r for r in runs if r.tags[0] == paper and r.status == "ok"]
     for name, func in spec.figures.items():
         if getattr(figures, func)(selected, paper_dir / f"{name}.png"):
@@ -515,16 +515,41 @@ def report_paper(paper: str, runs: list[Run], out_dir: Path) -> dict[str, Any]:
     head += render_claims(paper, outcomes, {r.experiment for r in selected if r.experiment})
     if index["failed"]:
         head += ["", "Failed runs (their cells read \"failed\"): " + ", ".join(sorted(index["failed"]))]
-    head += ["", "Scale of the reproduced numbers: " + ("; ".join(sorted(index["scale"])) or "no runs"), ""]
+    index["scale"] = describe_scales(index.pop("scale_runs"))
+    head += ["", "Scale of the reproduced numbers: " + ("; ".join(index["scale"]) or "no runs"), ""]
+    head += [describe_compute(selected), ""]
     atomic_write_text(paper_dir / "README.md", "\n".join(head) + "\n" + "\n".join(sections))
     index["verdicts"] = [o.verdict for o in outcomes]
     return index
 
 
-def describe_scale(run: Run) -> str:
-    r = run.result
-    return (f"{run.scale}: {r.get('model')} on {r.get('task')}, {r.get('examples', {}).get('train')} train / "
-            f"{r.get('examples', {}).get('eval')} eval examples, {r.get('steps')} steps")
+def _span(values: list) -> str:
+    values = sorted({v for v in values if v is not None})
+    return "?" if not values else str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"
+
+
+def describe_scales(runs: list[Run]) -> list[str]:
+    """One line per (scale, model, task, steps); example counts as their range over seeds (held-out draws differ)."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        r = run.result
+        groups.setdefault((run.scale, str(r.get("model")), str(r.get("task")), r.get("steps") or 0), []).append(r)
+    return [f"{scale}: {model} on {task}, {_span([r.get('examples', {}).get('train') for r in rs])} train / "
+            f"{_span([r.get('examples', {}).get('eval') for r in rs])} eval examples, {steps} steps"
+            for (scale, model, task, steps), rs in sorted(groups.items())]
+
+
+def describe_compute(runs: list[Run]) -> str:
+    """What the records cost, from each run's own wall time: the budget a re-run needs, per experiment."""
+    per_experiment: dict[str, list[float]] = {}
+    for run in runs:
+        per_experiment.setdefault(run.experiment or "unnamed", []).append(float(run.result.get("wall_s") or 0.0))
+    if not per_experiment:
+        return "Compute behind these records: none."
+    total = sum(map(sum, per_experiment.values()))
+    parts = ", ".join(f"{name} {len(ws)} runs / {sum(ws) / 60:.1f} min" for name, ws in sorted(per_experiment.items()))
+    return (f"Compute behind these records: {sum(map(len, per_experiment.values()))} runs, {total / 60:.1f} run-minutes "
+            f"(the sum of each run's wall time; `make reproduce` runs two at a time on 2 cores): {parts}.")
 
 
 def main(argv: Iterable[str] | None = None) -> None:
