@@ -54,13 +54,24 @@ def _curves(runs, key: str, group: Callable, path: Path, title: str, ylabel: str
     for ax, (name, lines) in zip(axes[0], sorted(panels.items())):
         for label, seeds in sorted(lines.items()):
             steps = sorted(set.intersection(*(set(s) for s in seeds)))
-            ax.plot(steps, [statistics.fmean(s[t] for s in seeds) for t in steps], marker=".", label=label)
+            bands = [_band([s[t] for s in seeds]) for t in steps]
+            line, = ax.plot(steps, [b[0] for b in bands], marker=".", label=f"{label} (n={len(seeds)})")
+            if len(seeds) > 1:  # the 95% t-interval over seeds, step by step
+                ax.fill_between(steps, [b[1] for b in bands], [b[2] for b in bands], color=line.get_color(), alpha=0.15, lw=0)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
+
+
+def _band(values: list[float]) -> tuple[float, float, float]:
+    """(mean, low, high) of the 95% t-interval over seeds; a single seed is a line without a band."""
+    from .claims import interval
+
+    mean, low, high = interval(values)
+    return (mean, low, high) if len(values) > 1 else (mean, mean, mean)
 
 
 def _final(run, key: str) -> float | None:
@@ -92,7 +103,10 @@ def cola_fig2(runs, path):
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     for task, by_len in sorted(chain.items()):
         lengths = sorted(by_len)
-        ax.plot(lengths, [100 * _mean(by_len[n]) for n in lengths], marker="o", label=task)
+        bands = [_band([100 * v for v in by_len[n] if v is not None]) for n in lengths]
+        seeds = min(len(by_len[n]) for n in lengths)
+        ax.errorbar(lengths, [b[0] for b in bands], yerr=[[b[0] - b[1] for b in bands], [b[2] - b[0] for b in bands]],
+                    marker="o", capsize=3, label=f"{task} (n={seeds} seeds, 95% CI)")
     ax.set_xlabel("chain length")
     ax.set_ylabel("test accuracy (%)")
     ax.set_xticks([1, 2, 3])
