@@ -9,7 +9,10 @@ import os
 from omegaconf import OmegaConf
 
 # What defines a run (and which paper table it feeds); paths, logging, force and hydra settings do not.
-IDENTITY_KEYS = ("method", "model", "task", "trainer", "scale", "seed", "deterministic", "report", "restarts")
+# The method node is hashed unresolved, so a top-level node it reads through ${oc.select:...} (salora_gates) is part
+# of the identity too: otherwise two SaLoRA settings would share a run dir and the second would be skipped.
+IDENTITY_KEYS = ("method", "model", "task", "trainer", "scale", "seed", "deterministic", "report", "restarts",
+                 "salora_gates")
 
 
 def run_id(*, _root_) -> str:
