@@ -60,10 +60,10 @@ def _explain(err: Exception, overrides: list[str]) -> str:
     return text.strip().splitlines()[0]
 
 
-def preflight(argv: list[str]) -> None:
-    """Raise UserError with one line if the overrides do not compose."""
+def preflight(argv: list[str]) -> Path | None:
+    """Raise UserError with one line if the overrides do not compose; else the runs directory they write to."""
     if any(a in ("-h", "--help", "--hydra-help", "--info", "-i", "--cfg", "-c") or a.startswith("--cfg") for a in argv):
-        return
+        return None
     overrides = [a for a in argv if not a.startswith("-")]
     try:
         variants = _variants(overrides)
@@ -79,7 +79,7 @@ def preflight(argv: list[str]) -> None:
             raise UserError(message) from err
         _check_method(cfg)
         validate_config(cfg)
-    _check_writable(cfg)
+    return _check_writable(cfg)
 
 
 def _check_method(cfg) -> None:
@@ -99,13 +99,13 @@ def _check_method(cfg) -> None:
         raise UserError(str(err)) from err
 
 
-def _check_writable(cfg) -> None:
+def _check_writable(cfg) -> Path | None:
     import os
 
     try:
         runs_dir = Path(OmegaConf.select(cfg, "paths.runs_dir"))
     except OmegaConfBaseException:
-        return
+        return None
     try:  # the real test (root passes os.access everywhere): create the dir and a file in it
         runs_dir.mkdir(parents=True, exist_ok=True)
         probe = runs_dir / f".write-test-{os.getpid()}"
@@ -114,3 +114,4 @@ def _check_writable(cfg) -> None:
     except OSError as err:
         raise UserError(f"paths.runs_dir={str(runs_dir)!r} is not writable ({err.strerror}); valid: a directory you can "
                         "write (set LORABENCH_RUNS or paths.runs_dir=...)") from err
+    return runs_dir

@@ -575,6 +575,9 @@ def main(argv: Iterable[str] | None = None) -> None:
         print(f"report: {out / 'README.md'} ({sum(map(len, runs.values()))} records, {synced} new from {runs_dir})")
     except UserError as err:
         report_and_exit(err)
+    except OSError as err:  # a read-only or full --out: one line; atomic writes leave every file whole
+        report_and_exit(UserError(f"--out={args.out!r}: cannot write {err.filename or args.out} ({err.strerror}); "
+                                  "valid: a directory you can write"))
 
 
 def write_index(out: Path, summaries: dict[str, dict], papers: list[str]) -> None:

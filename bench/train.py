@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import hydra
@@ -18,7 +19,7 @@ from omegaconf import DictConfig
 
 from . import resolvers  # noqa: F401  (registers ${run_id:})
 from .errors import UserError, report_and_exit
-from .records import write_error
+from .records import ERROR, write_error
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -43,15 +44,33 @@ def hydra_entry(cfg: DictConfig):
     return None
 
 
+def failed_since(runs_dir: Path, started: float) -> list[Path]:
+    """Run dirs under ``runs_dir`` whose error.json was written by this invocation."""
+    return sorted(p.parent for p in runs_dir.glob(f"*/{ERROR}") if p.stat().st_mtime >= started)
+
+
 def main() -> None:
+    started = time.time()
+    runs_dir = None
     if os.environ.get("HYDRA_FULL_ERROR") != "1":
         from .cli import preflight
 
         try:
-            preflight(sys.argv[1:])
+            runs_dir = preflight(sys.argv[1:])
         except UserError as err:
             report_and_exit(err)
-    hydra_entry()
+    try:
+        hydra_entry()
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are kept; the same command resumes the others from their last checkpoint",
+              file=sys.stderr)
+        sys.exit(130)
+    multirun = any(a in ("-m", "--multirun") for a in sys.argv[1:])
+    failed = failed_since(runs_dir, started) if multirun and runs_dir is not None and runs_dir.is_dir() else []
+    if failed:  # the siblings ran to the end; the sweep as a whole did not succeed
+        print(f"sweep: {len(failed)} job(s) failed, see error.json in: {', '.join(p.name for p in failed)}",
+              file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

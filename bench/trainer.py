@@ -6,6 +6,9 @@ method reaches training only through the hooks on ``methods.AdapterMethod``.
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import json
 import math
 from pathlib import Path
 from typing import Any, Callable
@@ -167,7 +170,9 @@ class BenchState(TrainerCallback):
         tmp = ckpt / (BENCH_STATE + ".tmp")
         torch.save(payload, tmp)
         tmp.replace(ckpt / BENCH_STATE)
-        (ckpt / COMPLETE).write_text(str(state.global_step))
+        marker = {"step": state.global_step, "sha256": checkpoint_digests(ckpt)}
+        (ckpt / (COMPLETE + ".tmp")).write_text(json.dumps(marker, sort_keys=True))
+        (ckpt / (COMPLETE + ".tmp")).replace(ckpt / COMPLETE)
 
     def restore(self, ckpt: Path, model) -> int:
         payload = torch.load(Path(ckpt) / BENCH_STATE, weights_only=False)
@@ -179,9 +184,54 @@ class BenchState(TrainerCallback):
         return int(payload["step"])
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_digests(ckpt: Path) -> dict[str, str]:
+    """sha256 of every file of a checkpoint (relative path → digest), the COMPLETE marker aside."""
+    return {str(p.relative_to(ckpt)): _sha256(p) for p in sorted(ckpt.rglob("*"))
+            if p.is_file() and not p.name.startswith(COMPLETE)}
+
+
+def checkpoint_damage(ckpt: Path) -> str | None:
+    """What is wrong with a checkpoint that has its COMPLETE marker, or None when every file matches its digest.
+    A marker of the older format (the step alone) carries no digests and is taken as it is."""
+    try:
+        marker = json.loads((ckpt / COMPLETE).read_text())
+    except (OSError, ValueError) as err:
+        return f"unreadable {COMPLETE} marker ({err})"
+    if not isinstance(marker, dict):
+        return None
+    expected = marker.get("sha256") or {}
+    for name, digest in sorted(expected.items()):
+        path = ckpt / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if _sha256(path) != digest:
+            return f"{name} does not match its checksum"
+    return None
+
+
 def last_complete_checkpoint(checkpoint_dir: Path) -> Path | None:
-    """The newest checkpoint whose COMPLETE marker exists; partial ones (killed mid-save) are ignored."""
+    """The newest intact checkpoint. Partial ones (killed mid-save: no COMPLETE marker) are ignored; a damaged one
+    (a file missing or not matching its checksum) is set aside as broken-checkpoint-N, with one line saying so,
+    and the previous one is used."""
     if not checkpoint_dir.is_dir():
         return None
-    done = [p for p in checkpoint_dir.glob("checkpoint-*") if (p / COMPLETE).exists()]
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+    done = sorted((p for p in checkpoint_dir.glob("checkpoint-*") if (p / COMPLETE).exists()),
+                  key=lambda p: int(p.name.split("-")[1]), reverse=True)
+    for ckpt in done:
+        damage = checkpoint_damage(ckpt)
+        if damage is None:
+            return ckpt
+        aside = ckpt.with_name("broken-" + ckpt.name)
+        if aside.exists():
+            shutil.rmtree(aside)
+        ckpt.rename(aside)
+        print(f"resume: {ckpt.name} is damaged ({damage}); set aside as {aside.name}, trying the previous checkpoint")
+    return None

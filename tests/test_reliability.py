@@ -171,3 +171,25 @@ def test_preempted_submitit_job_is_requeued_and_resumes(tmp_path):
     logs = "\n".join(p.read_text(errors="replace") for p in runs.rglob("*_log.*"))
     assert "Requeued" in logs or "requeue" in logs.lower(), logs[-2000:]
     assert "resume:" in logs, "the requeued job did not resume from its checkpoint"
+
+
+def test_a_sweep_with_a_failed_job_exits_nonzero_after_its_siblings_finish(tmp_path):
+    runs = tmp_path / "runs"
+    proc = run_cli(["-m", *FAST, "trainer.max_steps=2", "task.max_length=8,96"], runs)  # 8 cuts every UUID pair
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("sweep: 1 job(s) failed") and "error.json" in last
+    assert len(list(runs.glob("*/result.json"))) == 1 and len(list(runs.glob("*/error.json"))) == 1
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "bench.train", *FAST, "trainer.max_steps=400"], cwd=REPO,
+                            env=cli_env(runs), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(runs.glob("*/metrics.jsonl")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("interrupted:") and "Traceback" not in err

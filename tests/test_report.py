@@ -113,3 +113,15 @@ def test_malformed_published_row_is_refused_with_one_line(mutate, expected, tmp_
     with pytest.raises(UserError) as err:
         load_published("mora", tmp_path)
     assert "\n" not in str(err.value) and "mora_table2.csv line 5" in str(err.value) and expected in str(err.value)
+
+
+def test_an_unwritable_out_is_one_line_exit_2(tmp_path, capsys):
+    committed = Path(__file__).resolve().parents[1] / "results"
+    out = tmp_path / "results"
+    shutil.copytree(committed / "cola" / "records", out / "cola" / "records")
+    (out / "cola" / "README.md").mkdir()  # where the page goes sits something it cannot replace (root or not)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--runs", str(tmp_path / "none"), "--out", str(out), "--paper", "cola"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: --out=") and "valid: a directory you can write" in err[0]

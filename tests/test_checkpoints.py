@@ -1,0 +1,64 @@
+"""Checkpoints are verified before a run resumes from them: a damaged newest one is set aside, the previous used."""
+
+from __future__ import annotations
+
+import json
+
+from bench.trainer import COMPLETE, checkpoint_damage, checkpoint_digests, last_complete_checkpoint
+from tests.bench_helpers import FAST, run_inprocess
+
+
+def _checkpoint(root, step: int, payload: bytes):
+    ckpt = root / f"checkpoint-{step}"
+    ckpt.mkdir(parents=True)
+    (ckpt / "model.safetensors").write_bytes(payload)
+    (ckpt / "optimizer.pt").write_bytes(payload * 2)
+    (ckpt / COMPLETE).write_text(json.dumps({"step": step, "sha256": checkpoint_digests(ckpt)}))
+    return ckpt
+
+
+def test_a_truncated_file_in_the_newest_checkpoint_falls_back_to_the_previous(tmp_path, capsys):
+    older, newest = _checkpoint(tmp_path, 8, b"older" * 100), _checkpoint(tmp_path, 16, b"newest" * 100)
+    assert checkpoint_damage(newest) is None and last_complete_checkpoint(tmp_path) == newest
+    (newest / "optimizer.pt").write_bytes(b"newest")  # truncated: the marker is still there
+    assert last_complete_checkpoint(tmp_path) == older
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "checkpoint-16 is damaged (optimizer.pt does not match its checksum)" in out[0]
+    assert not newest.exists() and (tmp_path / "broken-checkpoint-16" / "optimizer.pt").exists()
+
+
+def test_a_missing_file_or_an_unreadable_marker_is_damage_and_none_left_means_start_over(tmp_path):
+    ckpt = _checkpoint(tmp_path, 4, b"x" * 10)
+    (ckpt / "model.safetensors").unlink()
+    assert checkpoint_damage(ckpt) == "model.safetensors is missing"
+    assert last_complete_checkpoint(tmp_path) is None
+
+
+def test_a_marker_of_the_older_format_is_taken_as_it_is(tmp_path):
+    ckpt = tmp_path / "checkpoint-3"
+    ckpt.mkdir()
+    (ckpt / COMPLETE).write_text("3")
+    assert checkpoint_damage(ckpt) is None and last_complete_checkpoint(tmp_path) == ckpt
+
+
+def test_a_run_resumed_past_a_damaged_checkpoint_ends_as_the_uninterrupted_run(tmp_path):
+    reference, _ = run_inprocess(FAST, tmp_path / "ref")
+    result, run_dir = run_inprocess(FAST, tmp_path / "damaged")
+    newest = run_dir / "checkpoints" / "checkpoint-16"
+    assert json.loads((newest / COMPLETE).read_text())["step"] == 16
+    (newest / "bench_state.pt").write_bytes(b"")   # damaged after its marker was written
+    (run_dir / "result.json").unlink()             # as if killed before the result
+    again, _ = run_inprocess(FAST, tmp_path / "damaged")
+    assert (run_dir / "checkpoints" / "broken-checkpoint-16").is_dir()
+    assert again["steps"] == reference["steps"] == 16
+    assert again["metrics"]["eval_loss"] == reference["metrics"]["eval_loss"]
+
+
+def test_a_rerun_from_the_final_checkpoint_reports_the_uninterrupted_numbers(tmp_path):
+    """Killed after the last checkpoint but before result.json: the re-run trains no extra step."""
+    reference, run_dir = run_inprocess(FAST, tmp_path)
+    (run_dir / "result.json").unlink()
+    again, _ = run_inprocess(FAST, tmp_path)
+    assert again["steps"] == reference["steps"] == 16
+    assert again["metrics"]["eval_loss"] == reference["metrics"]["eval_loss"]
+    assert again["train_loss"] == reference["train_loss"]
