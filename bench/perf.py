@@ -78,8 +78,13 @@ def model_config(cfg) -> tuple[Any, list[str]]:
     if cfg.model == "perf_llama":
         spec = {**PERF_LLAMA, **(QUICK if cfg.quick else {})}
         return AutoConfig.for_model(**spec), list(cfg.targets or LLAMA_TARGETS)
-    conf_dir = Path(__file__).resolve().parents[1] / "conf" / "model"
-    model_cfg = OmegaConf.load(conf_dir / f"{cfg.model}.yaml")
+    from . import resolvers  # noqa: F401  (${cwd:} in the paths the model file reads)
+
+    conf_root = Path(__file__).resolve().parents[1] / "conf"
+    # A model file reads ${paths.shared_data}: give it the paths group, as a composed run would.
+    tree = OmegaConf.merge({"paths": OmegaConf.load(conf_root / "paths" / "default.yaml")},
+                           {"model": OmegaConf.load(conf_root / "model" / f"{cfg.model}.yaml")})
+    model_cfg = tree.model
     targets = list(cfg.targets or model_cfg.target_modules)
     if model_cfg.source == "config":
         return AutoConfig.for_model(**OmegaConf.to_container(model_cfg.config)), targets
@@ -314,9 +319,67 @@ def run(cfg) -> dict:
     return report
 
 
+def _model_names() -> list[str]:
+    conf_dir = Path(__file__).resolve().parents[1] / "conf" / "model"
+    return ["perf_llama", *sorted(p.stem for p in conf_dir.glob("*.yaml"))]
+
+
+def parse_args(argv: list[str]):
+    """key=value arguments against DEFAULTS, every value typed and ranged: a UserError names the first bad one."""
+    from .errors import UserError
+
+    args = [a.removeprefix("perf.") for a in argv]
+    for arg in args:
+        key = arg.split("=", 1)[0]
+        if "=" not in arg:
+            raise UserError(f"{arg!r} is not key=value; valid keys: {', '.join(DEFAULTS)} (e.g. quick=true)")
+        if key not in DEFAULTS:
+            raise UserError(f"perf.{key} is not a perf setting; valid: {', '.join(DEFAULTS)}")
+    try:
+        cfg = OmegaConf.merge(DEFAULTS, OmegaConf.from_dotlist(args))
+    except Exception as err:  # an unparsable value, e.g. ranks=[8
+        raise UserError(f"perf: {str(err).splitlines()[0]}; valid: key=value with values like the defaults'") from err
+
+    def bad(key: str, valid: str):
+        raise UserError(f"perf.{key}={cfg[key]!r} is not valid; valid: {valid}")
+
+    if cfg.model not in _model_names():
+        bad("model", ", ".join(_model_names()))
+    for key in ("batch", "seq_len", "reps", "epoch_steps", "restart_every"):
+        if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 1:
+            bad(key, "an integer >= 1")
+    if not isinstance(cfg.warmup, int) or cfg.warmup < 0:
+        bad("warmup", "an integer >= 0")
+    ranks = cfg.ranks if OmegaConf.is_list(cfg.ranks) else [cfg.ranks]
+    if not ranks or any(not isinstance(r, int) or isinstance(r, bool) or r < 1 for r in ranks):
+        bad("ranks", "a list of integers >= 1, e.g. [8,64]")
+    if cfg.dtype not in ("float32", "bfloat16", "float16"):
+        bad("dtype", "float32, bfloat16, float16")
+    if cfg.device not in ("auto", "cpu") and not str(cfg.device).startswith("cuda"):
+        bad("device", "auto, cpu, cuda, cuda:N")
+    if str(cfg.device).startswith("cuda") and not torch.cuda.is_available():
+        bad("device", "auto or cpu (no CUDA device here)")
+    for key in ("memory", "quick"):
+        if not isinstance(cfg[key], bool):
+            bad(key, "true or false")
+    out = Path(cfg.out_dir)
+    try:  # before minutes of benchmarking, not after
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".perf-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"perf.out_dir={cfg.out_dir!r} is not writable ({err.strerror}); valid: a directory you can write") from err
+    return cfg
+
+
 def main(argv: list[str] | None = None) -> dict:
-    args = [a.removeprefix("perf.") for a in (sys.argv[1:] if argv is None else argv)]
-    cfg = OmegaConf.merge(DEFAULTS, OmegaConf.from_dotlist(args))
+    from .errors import UserError, report_and_exit
+
+    try:
+        cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    except UserError as err:
+        report_and_exit(err)
     if cfg.quick:
         cfg = OmegaConf.merge(cfg, {"reps": min(cfg.reps, 3), "warmup": 1, "batch": 2, "seq_len": 16, "ranks": [2, 4]})
     report = run(cfg)
