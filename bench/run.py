@@ -61,13 +61,27 @@ def training_arguments(cfg: DictConfig, output_dir: Path, has_eval: bool) -> Tra
         raise UserError(f"trainer: {str(err).splitlines()[0]}") from err
 
 
+SV_BUDGET = 50_000_000  # adapted weights (elements) above which the ΔW spectra are skipped: a copy of each is kept
+
+
 @torch.no_grad()
-def delta_singular_values(method, model, threshold: float = 0.1, budget: int = 50_000_000) -> dict[str, int] | None:
-    """Per adapted module, how many singular values of ΔW exceed ``threshold`` (MoRA Fig. 5); skipped for big models."""
+def effective_weights(method, model, budget: int = SV_BUDGET) -> dict[str, torch.Tensor] | None:
+    """Each adapted module's effective weight W + ΔW (fp32, CPU), or None for models above ``budget``."""
     layers = list(method.adapted_layers(model))
     if sum(layer.in_features * layer.out_features for _, layer in layers) > budget:
         return None
-    return {name: int((torch.linalg.svdvals(layer.delta_weight()) > threshold).sum()) for name, layer in layers}
+    return {name: (layer.base_layer.weight.float() + layer.delta_weight().float()).cpu() for name, layer in layers}
+
+
+@torch.no_grad()
+def delta_singular_values(start: dict[str, torch.Tensor] | None, now: dict[str, torch.Tensor] | None,
+                          threshold: float = 0.1) -> dict[str, int] | None:
+    """Per adapted module, how many singular values of the learned ΔW exceed ``threshold`` (MoRA Fig. 5). ΔW is the
+    change of the effective weight over training, so updates merged into the base (ReLoRA/ReMoRA restarts, COLA
+    knots) count with the live adapter's, as the paper's merged ΔW does."""
+    if start is None or now is None:
+        return None
+    return {name: int((torch.linalg.svdvals(now[name] - start[name]) > threshold).sum()) for name in start}
 
 
 def execute(cfg: DictConfig, run_dir: Path, experiment: str | None = None) -> dict[str, Any]:
@@ -97,6 +111,7 @@ def execute(cfg: DictConfig, run_dir: Path, experiment: str | None = None) -> di
         model = method.apply(model)
     except ValueError as err:
         raise UserError(str(err)) from err
+    start_weights = effective_weights(method, model)  # before any checkpoint is restored: the weights at step 0
     trainable, total = count_parameters(model)
 
     max_length = cfg.task.max_length
@@ -153,7 +168,7 @@ def execute(cfg: DictConfig, run_dir: Path, experiment: str | None = None) -> di
     if hasattr(method, "rank_pattern"):
         metrics["rank_pattern"] = method.rank_pattern(model)
         metrics["density"] = float(method.density(model))
-    delta_sv = delta_singular_values(method, model)
+    delta_sv = delta_singular_values(start_weights, effective_weights(method, model))
     save_final_state(method, model, run_dir)
     exported = export_run(method, model, tokenizer, run_dir, cfg, metrics) if cfg.export else None
     result = {

@@ -4,6 +4,9 @@ from ..claims import Claim
 from . import PaperSpec
 
 STAND_IN = "stories260K body + classification head on SST-2 (5,000 train / 872 dev), r 8 on all 7 projections"
+CORPUS = {"task.name": "c4"}
+CORPUS_STAND_IN = ("stories260K adapting to the shared-text corpus (held-out loss), r 8 on all 7 projections, "
+                   "500 steps")
 SALORA = {"method.name": "salora", "method.use_lagrangian": (True, None), "method.beta": 0.1}  # None: the key unset (default on)
 
 
@@ -38,14 +41,11 @@ SPEC = PaperSpec(
               pair_by=("seed", "method.target_density"), unit="orders of magnitude", stand_in=STAND_IN),
         Claim("no-lagrangian", "Table 3", "Without the Lagrangian (λ = 0) the density is not controlled: it ends more "
               "than 0.02 above b", "salora_ablation", "gap.density", ({"method.use_lagrangian": False},),
-              ("density − b, λ = 0",), margin=0.02, unit="density", stand_in=STAND_IN),
-        Claim("salora-vs-lora", "Table 1", "SaLoRA (b 0.5) matches or beats LoRA's accuracy with half the rank "
-              "budget", "salora_ablation", "final.acc", ({**SALORA, "method.target_density": 0.5},
-                                                        {"method.name": "lora"}),
-              ("SaLoRA", "LoRA"), unit="dev accuracy", stand_in=STAND_IN),
-        Claim("salora-vs-lora-loss", "Table 1", "… measured by dev loss (lower is better)", "salora_ablation",
-              "final.eval_loss", ({**SALORA, "method.target_density": 0.5}, {"method.name": "lora"}),
-              ("SaLoRA", "LoRA"), direction="less", unit="dev loss", stand_in=STAND_IN),
+              ("density − b, λ = 0",), margin=0.02, unit="density", where=CORPUS, stand_in=CORPUS_STAND_IN),
+        Claim("salora-vs-lora-loss", "Table 1", "SaLoRA (b 0.5) beats LoRA with half the rank budget kept (here: a "
+              "lower held-out loss)", "salora_ablation", "final.eval_loss",
+              ({**SALORA, "method.target_density": 0.5}, {"method.name": "lora"}), ("SaLoRA", "LoRA"),
+              where=CORPUS, direction="less", unit="eval loss", stand_in=CORPUS_STAND_IN),
     ),
     notes=(
         "Two stand-in choices make the gates reach b inside a CPU-sized run: η_c = 0.05 (the paper: 0.01) and a gate "
@@ -55,6 +55,9 @@ SPEC = PaperSpec(
         "each, still falling); over a 450-step window, 0.33 at b 0.125. The paper's GLUE runs are thousands of steps.",
         "Fig. 4 (rank sweep) and the β = 0 row of Table 3 did not fit the small tier's budget (a SaLoRA run is "
         "1,000 steps, ~3.3 minutes with two runs sharing the 2 cores).",
+        "SST-2 through a classification head stays at chance for stories260K (dev loss 0.68-0.69 against ln 2 = "
+        "0.693, accuracy 0.49-0.57), so it carries the density runs (whose claims do not depend on the task) but "
+        "cannot rank two methods: SaLoRA vs LoRA and the λ = 0 ablation run on the shared-text corpus instead.",
         "Tables 2 and 4 (Yelp/GYAFC style transfer, GPU memory and time) have no CPU counterpart.",
     ),
 )
