@@ -41,24 +41,21 @@ def test_a_marker_of_the_older_format_is_taken_as_it_is(tmp_path):
     assert checkpoint_damage(ckpt) is None and last_complete_checkpoint(tmp_path) == ckpt
 
 
-def test_a_run_resumed_past_a_damaged_checkpoint_ends_as_the_uninterrupted_run(tmp_path):
+def test_reruns_from_the_final_or_past_a_damaged_checkpoint_end_as_the_uninterrupted_run(tmp_path):
     reference, _ = run_inprocess(FAST, tmp_path / "ref")
-    result, run_dir = run_inprocess(FAST, tmp_path / "damaged")
+    _, run_dir = run_inprocess(FAST, tmp_path / "again")
     newest = run_dir / "checkpoints" / "checkpoint-16"
     assert json.loads((newest / COMPLETE).read_text())["step"] == 16
-    (newest / "bench_state.pt").write_bytes(b"")   # damaged after its marker was written
-    (run_dir / "result.json").unlink()             # as if killed before the result
-    again, _ = run_inprocess(FAST, tmp_path / "damaged")
-    assert (run_dir / "checkpoints" / "broken-checkpoint-16").is_dir()
-    assert again["steps"] == reference["steps"] == 16
-    assert again["metrics"]["eval_loss"] == reference["metrics"]["eval_loss"]
 
+    def same_as_reference():
+        result, _ = run_inprocess(FAST, tmp_path / "again")
+        assert result["steps"] == reference["steps"] == 16
+        assert result["metrics"]["eval_loss"] == reference["metrics"]["eval_loss"]
+        assert result["train_loss"] == reference["train_loss"]
 
-def test_a_rerun_from_the_final_checkpoint_reports_the_uninterrupted_numbers(tmp_path):
-    """Killed after the last checkpoint but before result.json: the re-run trains no extra step."""
-    reference, run_dir = run_inprocess(FAST, tmp_path)
+    (run_dir / "result.json").unlink()  # killed after the last checkpoint, before the result: no extra step
+    same_as_reference()
+    (newest / "bench_state.pt").write_bytes(b"")  # damaged after its marker was written
     (run_dir / "result.json").unlink()
-    again, _ = run_inprocess(FAST, tmp_path)
-    assert again["steps"] == reference["steps"] == 16
-    assert again["metrics"]["eval_loss"] == reference["metrics"]["eval_loss"]
-    assert again["train_loss"] == reference["train_loss"]
+    same_as_reference()
+    assert (run_dir / "checkpoints" / "broken-checkpoint-16").is_dir()
