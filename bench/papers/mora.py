@@ -59,7 +59,7 @@ SPEC = PaperSpec(
         "was still falling when the cosine schedule ended the run (seed 1: LoRA r 8 2.63 → 2.00, MoRA r 8 2.64 → 1.60; "
         "memorisation beyond the UUID format, ~0.21 character accuracy, began near step 600). The rank-4 runs and the "
         "operators sit at the format level, so their verdicts say little. The experiment that would resolve them is "
-        "the same sweep at ~3,000 steps (~45 minutes for its 12 runs here), which did not fit this round.",
+        "the same sweep at ~3,000 steps (~7.5 minutes per pair of runs here, three times this one), which did not fit this round.",
         "Table 4 runs on the UUID task at r 4 (the paper: GSM8K at r 8 and 256); its r 8 cells are mora_uuid_small's "
         "sharing runs only.",
     ),
