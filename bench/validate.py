@@ -26,7 +26,7 @@ POSITIVE = (lambda v: v > 0, "a number > 0")
 AT_LEAST_ONE = (lambda v: v >= 1, "an integer >= 1")
 NON_NEGATIVE = (lambda v: v >= 0, "a number >= 0")
 TRAINER_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "learning_rate": POSITIVE,
+    "learning_rate": (lambda v: v >= 0, "a number >= 0 (0 freezes the adapters' own step)"),
     "num_train_epochs": POSITIVE,
     "max_steps": (lambda v: v == -1 or v >= 1, "-1 (use num_train_epochs) or an integer >= 1"),
     "per_device_train_batch_size": AT_LEAST_ONE,

@@ -86,8 +86,9 @@ def test_a_poisoned_job_fails_alone_and_the_report_says_failed(tmp_path):
     runs = tmp_path / "runs"
     proc = run_cli(["-m", "model=stories260k,tiny_roberta", *FAST, "trainer.max_steps=4", "report.paper=mora",
                     "report.tables=[2]"], runs, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 1, proc.stderr[-2000:]  # the sweep as a whole failed, after its siblings ran
     assert "FAILED" in proc.stderr and "tiny_roberta is an encoder" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("sweep: 1 job(s) failed")
     dirs = sorted(p for p in runs.iterdir() if p.is_dir())
     ok = [d for d in dirs if (d / "result.json").exists()]
     failed = [d for d in dirs if (d / "error.json").exists()]
@@ -109,6 +110,10 @@ def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path):
     assert not list(tmp_path.glob("*/result.json"))
 
 
+def _metrics_stamps(runs) -> dict:
+    return {p: p.stat().st_mtime_ns for p in runs.glob("*/metrics.jsonl") if p.exists()}
+
+
 def test_random_kills_then_resume_match_an_uninterrupted_run(tmp_path):
     args = ["method=salora", "method.dropout=0.1", *FAST, "trainer.max_steps=32", "trainer.save_steps=4",
             "method.t_start=0.2", "method.t_end=0.6"]
@@ -120,9 +125,15 @@ def test_random_kills_then_resume_match_an_uninterrupted_run(tmp_path):
     rng = random.Random(7)
     kills = 0
     for _ in range(4):
+        stamps = _metrics_stamps(runs)
         proc = subprocess.Popen([sys.executable, "-m", "bench.train", *args], cwd=REPO, env=cli_env(runs),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(5.5, 9.0))  # start-up is ~5 s: lands in training, saving or writing
+        # Start-up (imports, validation, model load) takes ~5-8 s depending on load: wait for the run to exist,
+        # then land the kill at a random point of training, saving or writing.
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and _metrics_stamps(runs) == stamps:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 3.0))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1

@@ -9,7 +9,7 @@ from bench.errors import UserError
 from bench.validate import training_argument_types, validate_trainer
 
 BAD = [  # (overrides, words the one line must name)
-    (["trainer.learning_rate=-1"], ["trainer.learning_rate=-1", "valid: a number > 0"]),
+    (["trainer.learning_rate=-1"], ["trainer.learning_rate=-1", "valid: a number >= 0"]),
     (["trainer.learning_rate=abc"], ["trainer.learning_rate='abc'", "a number"]),
     (["trainer.max_steps=0"], ["trainer.max_steps=0", "-1 (use num_train_epochs)"]),
     (["trainer.per_device_train_batch_size=0"], ["per_device_train_batch_size=0", "an integer >= 1"]),
