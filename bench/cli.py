@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import UserError
+from .records import require_writable_dir
 from .validate import validate_config
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -100,18 +101,8 @@ def _check_method(cfg) -> None:
 
 
 def _check_writable(cfg) -> Path | None:
-    import os
-
     try:
         runs_dir = Path(OmegaConf.select(cfg, "paths.runs_dir"))
     except OmegaConfBaseException:
         return None
-    try:  # the real test (root passes os.access everywhere): create the dir and a file in it
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        probe = runs_dir / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise UserError(f"paths.runs_dir={str(runs_dir)!r} is not writable ({err.strerror}); valid: a directory you can "
-                        "write (set LORABENCH_RUNS or paths.runs_dir=...)") from err
-    return runs_dir
+    return require_writable_dir(runs_dir, "paths.runs_dir", " (set LORABENCH_RUNS or paths.runs_dir=...)")

@@ -27,7 +27,9 @@ from omegaconf import OmegaConf
 
 from methods import build_method, swap_optimizer_params
 
-from .records import atomic_write_json, atomic_write_text, versions
+from .errors import UserError, report_and_exit
+from .records import atomic_write_json, atomic_write_text, require_writable_dir, versions
+from .validate import is_int
 
 DEFAULTS = OmegaConf.create({
     "model": "perf_llama",          # perf_llama (built in) or any conf/model name (random weights of its shape)
@@ -326,8 +328,6 @@ def _model_names() -> list[str]:
 
 def parse_args(argv: list[str]):
     """key=value arguments against DEFAULTS, every value typed and ranged: a UserError names the first bad one."""
-    from .errors import UserError
-
     args = [a.removeprefix("perf.") for a in argv]
     for arg in args:
         key = arg.split("=", 1)[0]
@@ -346,12 +346,12 @@ def parse_args(argv: list[str]):
     if cfg.model not in _model_names():
         bad("model", ", ".join(_model_names()))
     for key in ("batch", "seq_len", "reps", "epoch_steps", "restart_every"):
-        if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 1:
+        if not is_int(cfg[key]) or cfg[key] < 1:
             bad(key, "an integer >= 1")
-    if not isinstance(cfg.warmup, int) or cfg.warmup < 0:
+    if not is_int(cfg.warmup) or cfg.warmup < 0:
         bad("warmup", "an integer >= 0")
     ranks = cfg.ranks if OmegaConf.is_list(cfg.ranks) else [cfg.ranks]
-    if not ranks or any(not isinstance(r, int) or isinstance(r, bool) or r < 1 for r in ranks):
+    if not ranks or any(not is_int(r) or r < 1 for r in ranks):
         bad("ranks", "a list of integers >= 1, e.g. [8,64]")
     if cfg.dtype not in ("float32", "bfloat16", "float16"):
         bad("dtype", "float32, bfloat16, float16")
@@ -362,20 +362,11 @@ def parse_args(argv: list[str]):
     for key in ("memory", "quick"):
         if not isinstance(cfg[key], bool):
             bad(key, "true or false")
-    out = Path(cfg.out_dir)
-    try:  # before minutes of benchmarking, not after
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".perf-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise UserError(f"perf.out_dir={cfg.out_dir!r} is not writable ({err.strerror}); valid: a directory you can write") from err
+    require_writable_dir(Path(cfg.out_dir), "perf.out_dir")  # before minutes of benchmarking, not after
     return cfg
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from .errors import UserError, report_and_exit
-
     try:
         cfg = parse_args(sys.argv[1:] if argv is None else argv)
     except UserError as err:

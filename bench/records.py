@@ -12,6 +12,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+
 RESULT = "result.json"
 ERROR = "error.json"
 METRICS = "metrics.jsonl"
@@ -42,6 +44,19 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def require_writable_dir(path: Path, key: str, hint: str = "") -> Path:
+    """Create ``path`` and write a file in it, or raise a UserError naming ``key``: the real test (root passes
+    os.access everywhere), done before work whose results would have nowhere to go."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"{key}={str(path)!r} is not writable ({err.strerror}); valid: a directory you can write{hint}") from err
+    return path
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

@@ -21,10 +21,9 @@ from .export import export_run, save_final_state
 from .models import count_parameters, load_model, load_tokenizer
 from .records import MetricsLog, atomic_write_json, atomic_write_text, completed_result, git_sha, versions, RESULT
 from .tasks import get_spec, load_task_data
-from .validate import BENCH_TRAINER_KEYS, validate_config
 from .trainer import (AdapterTrainer, BenchState, FlopsCounter, MethodHooks, MetricsWriter, PeriodicScore,
                       last_complete_checkpoint)
-
+from .validate import BENCH_TRAINER_KEYS, validate_config
 
 
 def check_environment(cfg: DictConfig) -> None:

@@ -43,25 +43,25 @@ TRAINER_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "nan_patience": NON_NEGATIVE,
 }
 
-OPTIONAL_COUNT = (lambda v: v is None or (_is_int(v) and v >= 1), "null or an integer >= 1")
+OPTIONAL_COUNT = (lambda v: v is None or (is_int(v) and v >= 1), "null or an integer >= 1")
 TASK_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "max_length": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "max_length": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
     "num_train": OPTIONAL_COUNT,
     "num_eval": OPTIONAL_COUNT,
     "limit_train": OPTIONAL_COUNT,
     "limit_eval": OPTIONAL_COUNT,
-    "num_dev": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "score_every": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: never)"),
+    "num_dev": (lambda v: is_int(v) and v >= 0, "an integer >= 0"),
+    "score_every": (lambda v: is_int(v) and v >= 0, "an integer >= 0 (0: never)"),
 }
 TOP_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "seed": (lambda v: _is_int(v) and 0 <= v < 2**32, "an integer in [0, 2**32)"),
+    "seed": (lambda v: is_int(v) and 0 <= v < 2**32, "an integer in [0, 2**32)"),
     "deterministic": (lambda v: isinstance(v, bool), "true or false"),
     "force": (lambda v: isinstance(v, bool), "true or false"),
     "export": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -90,7 +90,7 @@ def _accepts(annotation: Any, value: Any) -> tuple[bool, str]:
             fits |= isinstance(value, bool)
         elif option is int:
             valid.append("an integer")
-            fits |= _is_int(value)
+            fits |= is_int(value)
         elif option is float:
             valid.append("a number")
             fits |= _is_number(value)
@@ -120,7 +120,7 @@ def validate_trainer(trainer: dict[str, Any]) -> None:
             fits, valid = _accepts(types_[key], value)
             if not fits:
                 _fail(f"trainer.{key}", value, valid)
-        elif not _is_int(value):
+        elif not is_int(value):
             _fail(f"trainer.{key}", value, "an integer >= 0")
         rule = TRAINER_RANGES.get(key)
         if rule and value is not None and _is_number(value) and not rule[0](value):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import itertools
 from functools import cache
-from pathlib import Path
 
 import pytest
 import yaml

@@ -41,7 +41,8 @@ SPEC = PaperSpec(
     ),
     notes=(
         "The small tier runs SST-2 only (MeZO's template), at 10 seeds (the paper: 5; 5 left the COLA-vs-LoRA "
-        "effect at ~10 pairs to resolve): the other six tasks' runs did not fit the 30-minute budget of a paper. Step-down runs 8 → 2 only (8 → 4 and 8 → 6 did not fit).",
+        "effect at ~10 pairs to resolve): the other six tasks' runs did not fit the 30-minute budget of a paper. "
+        "Step-down runs 8 → 2 only (8 → 4 and 8 → 6 did not fit).",
         "A 260K-parameter story model sits near chance on these tasks, so the dev choice loss is reported beside "
         "accuracy; chain length 1 is plain LoRA (labelled LoRA).",
     ),
