@@ -117,6 +117,7 @@ def metric_of(result: dict, rows: list[dict], expr: str) -> float | None:
     mean.K    mean of K over its logged steps (the area under the curve per step)
     rise.K    last − first of K               log10drop.K  log10(first / last) of K (orders of magnitude fallen)
     peak.K    max of K over its logged steps  gap.K     final K − the method's target (K=density: b)
+    mid.K     K at the logged step nearest the middle of the run (the paper's step-500-of-1000 column)
     svmean.K  mean over modules of result[K] (a per-module dict, e.g. delta_sv_gt_0.1)
     """
     kind, _, key = expr.partition(".")
@@ -143,13 +144,16 @@ def metric_of(result: dict, rows: list[dict], expr: str) -> float | None:
             value = statistics.fmean(series)
         elif kind == "peak":
             value = max(series)
+        elif kind == "mid":
+            middle = (result.get("steps") or 0) / 2
+            value = min(_series(rows, key), key=lambda sv: abs(sv[0] - middle))[1]
         elif kind == "rise":
             value = series[-1] - series[0]
         elif kind == "log10drop":
             value = math.log10(series[0] / series[-1]) if series[0] > 0 and series[-1] > 0 else None
         else:
             raise ValueError(f"metric expression {expr!r}: unknown kind {kind!r}; valid: final, result, first, last, "
-                             "mean, rise, log10drop, peak, gap, svmean")
+                             "mean, rise, log10drop, peak, mid, gap, svmean")
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 

@@ -143,7 +143,9 @@ class Collator:
 
 def option_mean_logprob(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean log-prob of each sequence's labelled tokens (MeZO's option score), shape (N,)."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    # Prompt tuning prepends virtual positions to the logits: the sequence's own are the last ones.
+    logits = logits[:, -input_ids.shape[1]:][:, :-1].float()
     targets = labels[:, 1:]
     mask = targets != IGNORE
     logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)

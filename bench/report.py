@@ -47,12 +47,16 @@ MODEL_LABELS = {
 }
 TASK_LABELS = {p: paper_specs.load(p).task_labels for p in PAPERS}
 METHOD_LABELS = {"lora": "LoRA", "olora": "OLoRA", "cola": "COLA", "salora": "SaLoRA", "mora": "MoRA",
-                 "relora": "ReLoRA", "remora": "ReMoRA"}
+                 "relora": "ReLoRA", "remora": "ReMoRA", "fft": "FFT", "dora": "DoRA", "loraplus": "LoRA+",
+                 "asylora": "AsyLoRA", "adalora": "AdaLoRA", "prefix": "Prefix", "prompt": "Prompt",
+                 "adapter_h": "Adapter^H", "adapter_p": "Adapter^P"}
+METHOD_ALIASES = {"fft": ("FT",)}  # the names other papers give the same row (SaLoRA's "FT")
+RANKLESS = ("fft", "prefix", "prompt")
 GLUE_METRIC = {"cola": "mcc", "stsb": "pearson", "mrpc": "f1"}
 
 
 def norm(label: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", str(label).lower())
+    return re.sub(r"[^a-z0-9]", "", str(label).lower().replace("+", "plus"))  # LoRA+ is not LoRA
 
 
 # ----------------------------------------------------------------------------------------------- published
@@ -208,6 +212,8 @@ def method_label(cfg: dict) -> str:
 def rank_label(cfg: dict) -> str:
     m = cfg.get("method", {})
     ranks = m.get("ranks")
+    if m.get("name") in RANKLESS:
+        return "–"
     if m.get("name") == "cola" and ranks and len(ranks) == 2:
         return f"{ranks[0]}->{ranks[1]}"
     return str(m.get("r"))
@@ -300,7 +306,8 @@ def run_matches(run: Run, paper: str, rk: tuple, ck: tuple, *, by_model: bool) -
     if by_model and not norm(model).startswith(UNNAMED_MODEL) and not norm(model).startswith("basemodelnotnamed") \
             and norm(MODEL_LABELS.get(run.model_name, "")) != norm(model):
         return False
-    if norm(method_label(cfg)) != norm(method):
+    name = cfg.get("method", {}).get("name")
+    if norm(method) not in {norm(method_label(cfg)), *map(norm, METHOD_ALIASES.get(name, ()))}:
         return False
     if rank and rank_label(cfg) != rank and not (method == "LoRA" and "->" in rank):
         return False

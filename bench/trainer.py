@@ -51,8 +51,13 @@ class AdapterTrainer(Trainer):
     def create_optimizer(self, model=None):
         if self.optimizer is None:
             optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
-            params = self.method.trainable_parameters(self.model)
-            self.optimizer = optimizer_cls([{"params": params, "weight_decay": self.args.weight_decay}], **kwargs)
+            builder = getattr(self.method, "build_optimizer", None)
+            if builder is not None:  # the method's own parameter groups (LoRA+)
+                kwargs = dict(kwargs)
+                self.optimizer = builder(self.model, optimizer_cls, kwargs.pop("lr"), self.args.weight_decay, **kwargs)
+            else:
+                params = self.method.trainable_parameters(self.model)
+                self.optimizer = optimizer_cls([{"params": params, "weight_decay": self.args.weight_decay}], **kwargs)
         return self.optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -96,6 +101,10 @@ class MethodHooks(TrainerCallback):
         step = getattr(self.method, "lagrangian_step", None)
         if step is not None:
             step(model, progress_of(state))
+
+    def on_optimizer_step(self, args, state, control, model=None, **kwargs):
+        # Called after optimizer.step() and before zero_grad; global_step still counts the steps done before this one.
+        self.method.after_optimizer_step(model, state.global_step)
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
         if isinstance(self.method, Restarting) and self.method.knot_due(state.global_step):

@@ -10,19 +10,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from .asylora import AsyLoRA
 from .base import AdapterLinear, AdapterMethod
+from .bottleneck import HoulsbyAdapter, PfeifferAdapter
 from .cola import COLA
+from .fft import FullFineTuning
 from .lora import LoRA
+from .loraplus import LoRAPlus
 from .mora import MORA_TYPES, MoRA
 from .olora import OLoRA
+from .peft_backed import AdaLoRA, DoRA, PrefixTuning, PromptTuning
 from .relora import ReLoRA
 from .remora import ReMoRA
 from .restart import Restarting, swap_optimizer_params
 from .salora import SaLoRA
 
 METHODS: dict[str, type[AdapterMethod]] = {
-    cls.name: cls for cls in (LoRA, OLoRA, COLA, SaLoRA, MoRA, ReLoRA, ReMoRA)
+    cls.name: cls for cls in (LoRA, OLoRA, COLA, SaLoRA, MoRA, ReLoRA, ReMoRA,
+                              # the papers' baselines
+                              FullFineTuning, DoRA, LoRAPlus, AsyLoRA, AdaLoRA, PrefixTuning, PromptTuning,
+                              HoulsbyAdapter, PfeifferAdapter)
 }
+BASELINES = ("fft", "dora", "loraplus", "asylora", "adalora", "prefix", "prompt", "adapter_h", "adapter_p")
 
 
 def build_method(name: str, **kwargs: Any) -> AdapterMethod:
@@ -43,5 +52,7 @@ def build_method(name: str, **kwargs: Any) -> AdapterMethod:
 
 __all__ = [
     "METHODS", "MORA_TYPES", "AdapterLinear", "AdapterMethod", "Restarting", "build_method", "swap_optimizer_params",
-    "COLA", "LoRA", "MoRA", "OLoRA", "ReLoRA", "ReMoRA", "SaLoRA",
+    "COLA", "LoRA", "MoRA", "OLoRA", "ReLoRA", "ReMoRA", "SaLoRA", "BASELINES",
+    "AdaLoRA", "AsyLoRA", "DoRA", "FullFineTuning", "HoulsbyAdapter", "LoRAPlus", "PfeifferAdapter", "PrefixTuning",
+    "PromptTuning",
 ]

@@ -94,6 +94,9 @@ class AdapterMethod:
       * ``before_step(model, step, progress)`` — e.g. resample SaLoRA gates.
       * ``regularization_loss(model, progress)`` — tensor added to the task loss, or None.
       * ``extra_optimizers(model)`` — optimizers the method steps itself (SaLoRA gates and λ).
+      * ``build_optimizer(model, optimizer_cls, lr, weight_decay, **kw)`` — optional: the method's own parameter
+        groups (LoRA+); absent, one group of ``trainable_parameters``.
+      * ``after_optimizer_step(model, step)`` — after the step, before gradients are zeroed (AdaLoRA's allocator).
       * ``knot_due(step)`` / ``tie_knot(model)`` — COLA/ReLoRA/ReMoRA restarts.
       * ``log_stats(model)`` — floats for metrics.jsonl.
       * ``state_dict()`` / ``load_state_dict()`` — method state that must survive a resume.
@@ -102,6 +105,8 @@ class AdapterMethod:
     name: ClassVar[str] = ""
     layer_class: ClassVar[type[AdapterLinear]]
     low_rank_family: ClassVar[bool] = True  # r must fit min(d, k)
+    has_rank: ClassVar[bool] = True         # False: r is ignored (FFT, virtual tokens) and the rank reads "–"
+    mergeable: ClassVar[bool] = True        # False: merge() raises one line (non-linear or virtual-token methods)
 
     def __init__(
         self,
@@ -202,6 +207,9 @@ class AdapterMethod:
 
     def extra_optimizers(self, model: nn.Module) -> list[torch.optim.Optimizer]:
         return []
+
+    def after_optimizer_step(self, model: nn.Module, step: int) -> None:
+        pass
 
     def knot_due(self, step: int) -> bool:
         return False

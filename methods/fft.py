@@ -1,0 +1,28 @@
+"""Full fine-tuning: every weight of the model trains, no wrapper. The papers' FFT / FT rows.
+
+``r`` is accepted for a uniform config surface and ignored (the result's rank reads "–"). Merging is the
+identity: the trained model is the merged model.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .base import AdapterMethod
+
+
+class FullFineTuning(AdapterMethod):
+    name = "fft"
+    low_rank_family = False
+    has_rank = False
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        for param in model.parameters():
+            param.requires_grad_(True)
+        return model
+
+    def merge(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def hparams(self) -> dict:
+        return {}

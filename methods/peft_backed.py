@@ -1,0 +1,166 @@
+"""Baselines whose math is peft's: the layers, the forward and the merge come from ``peft.get_peft_model``, so the
+model these methods return is a ``PeftModel`` (the suite's own methods return the plain model with wrapped layers).
+
+* **dora** — weight-decomposed LoRA (Liu et al., ICML 2024, arXiv 2402.09353): ``LoraConfig(use_dora=True)``.
+* **adalora** — AdaLoRA (Zhang et al., ICLR 2023, arXiv 2303.10512): SVD-form adapters P·Λ·Q whose ranks a
+  sensitivity-based allocator prunes from ``r`` to ``r × budget`` on average, with P, Q's orthogonal regulariser
+  (weight 0.5) added through the suite's regulariser hook rather than inside peft's forward, so the logged task
+  loss stays comparable across methods and choice tasks (scored without labels) get it too. The SaLoRA paper compares at its own setting: r 8, budget ratio b 0.5; the
+  pruning window follows SaLoRA's gate window (``tinit`` / ``tfinal`` from t_start / t_end).
+* **prefix** — prefix-tuning (Li & Liang, 2021): trained key/value prefixes of ``num_virtual_tokens`` per layer.
+* **prompt** — prompt tuning (Lester et al., 2021): ``num_virtual_tokens`` trained input embeddings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from .base import AdapterMethod, require
+
+
+def peft_task_type(model: nn.Module) -> str:
+    return "SEQ_CLS" if type(model).__name__.endswith("ForSequenceClassification") else "CAUSAL_LM"
+
+
+class PeftBacked(AdapterMethod):
+    """apply = get_peft_model(model, self.peft_config(task type)); merge = peft's merge_and_unload."""
+
+    def peft_config(self, task_type: str):
+        raise NotImplementedError
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        from peft import get_peft_model
+
+        return get_peft_model(model, self.peft_config(peft_task_type(model)))
+
+    def merge(self, model: nn.Module) -> nn.Module:
+        if not self.mergeable:
+            raise ValueError(f"{self.name}: not mergeable (virtual tokens are not a weight); export the peft adapter instead")
+        return model.merge_and_unload()
+
+    def _modules_to_save(self) -> list[str] | None:
+        return self.modules_to_save or None
+
+
+class DoRA(PeftBacked):
+    name = "dora"
+
+    def peft_config(self, task_type: str):
+        from peft import LoraConfig
+
+        return LoraConfig(task_type=task_type, r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=self.target_modules, use_rslora=self.use_rslora, use_dora=True,
+                          modules_to_save=self._modules_to_save())
+
+
+class AdaLoRA(PeftBacked):
+    name = "adalora"
+
+    def __init__(self, *args, budget: float = 0.5, total_step: int = 1000, t_start: float = 0.1, t_end: float = 0.4,
+                 delta_t: int = 1, orth_reg_weight: float = 0.5, **kwargs):
+        super().__init__(*args, **kwargs)
+        require(isinstance(budget, (int, float)) and 0 < budget <= 1, self.name, "budget", budget,
+                "0 < budget <= 1 (kept share of the initial rank r)")
+        require(isinstance(total_step, int) and total_step > 0, self.name, "total_step", total_step,
+                "an integer >= 1 (the run's trainer.max_steps)")
+        require(isinstance(t_start, (int, float)) and isinstance(t_end, (int, float)) and 0 <= t_start < t_end <= 1,
+                self.name, "t_start/t_end", (t_start, t_end), "0 <= t_start < t_end <= 1 (fractions of training)")
+        require(isinstance(delta_t, int) and delta_t >= 1, self.name, "delta_t", delta_t, "an integer >= 1")
+        require(isinstance(orth_reg_weight, (int, float)) and orth_reg_weight >= 0, self.name, "orth_reg_weight",
+                orth_reg_weight, "a number >= 0")
+        self.budget, self.total_step, self.delta_t = float(budget), total_step, delta_t
+        self.t_start, self.t_end, self.orth_reg_weight = float(t_start), float(t_end), float(orth_reg_weight)
+
+    @property
+    def target_r(self) -> int:
+        return max(1, round(self.r * self.budget))
+
+    def peft_config(self, task_type: str):
+        from peft import AdaLoraConfig
+
+        tinit = round(self.t_start * self.total_step)
+        tfinal = round((1 - self.t_end) * self.total_step)
+        return AdaLoraConfig(task_type=task_type, init_r=self.r, target_r=self.target_r, lora_alpha=self.alpha,
+                             lora_dropout=self.dropout, target_modules=self.target_modules, tinit=tinit, tfinal=tfinal,
+                             deltaT=self.delta_t, orth_reg_weight=0.0, total_step=self.total_step,
+                             modules_to_save=self._modules_to_save())
+
+    def regularization_loss(self, model: nn.Module, progress: float) -> torch.Tensor | None:
+        """peft's AdaLoRA term: the mean over P and Q matrices of ‖PᵀP − I‖_F and ‖QQᵀ − I‖_F, times the weight."""
+        if not self.orth_reg_weight:
+            return None
+        norms = []
+        for name, param in model.named_parameters():
+            if param.requires_grad and ("lora_A" in name or "lora_B" in name):
+                cov = param @ param.T if "lora_A" in name else param.T @ param
+                norms.append(torch.linalg.matrix_norm(cov - torch.eye(cov.shape[0], device=cov.device, dtype=cov.dtype)))
+        return self.orth_reg_weight * torch.stack(norms).mean() if norms else None
+
+    def after_optimizer_step(self, model: nn.Module, step: int) -> None:
+        """The allocator reads the gradients: after the optimizer step, before they are zeroed (peft's contract)."""
+        model.base_model.update_and_allocate(step)
+
+    def log_stats(self, model: nn.Module) -> dict[str, float]:
+        kept = [int((module.lora_E["default"] != 0).sum()) for module in model.modules() if hasattr(module, "lora_E")
+                and "default" in getattr(module, "lora_E", {})]
+        return {"mean_rank": sum(kept) / len(kept)} if kept else {}
+
+    def state_dict(self, model: nn.Module | None = None) -> dict[str, Any]:
+        """The rank allocator's sensitivity averages: without them a resumed run would allocate differently."""
+        allocator = getattr(getattr(model, "base_model", None), "rankallocator", None)
+        if allocator is None:
+            return {}
+        return {key: {n: t.detach().cpu().clone() for n, t in getattr(allocator, key).items()}
+                for key in ("ipt", "exp_avg_ipt", "exp_avg_unc")}
+
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module | None = None) -> None:
+        allocator = getattr(getattr(model, "base_model", None), "rankallocator", None)
+        if allocator is None or not state:
+            return
+        for key, tensors in state.items():
+            getattr(allocator, key).clear()
+            getattr(allocator, key).update({n: t.to(model.device) for n, t in tensors.items()})
+
+    def hparams(self) -> dict:
+        return {**super().hparams(), "budget": self.budget, "target_r": self.target_r, "t_start": self.t_start,
+                "t_end": self.t_end, "orth_reg_weight": self.orth_reg_weight}
+
+
+class VirtualTokens(PeftBacked):
+    """Prefix- and prompt-tuning: ``num_virtual_tokens`` trained positions; no rank, nothing to merge."""
+
+    low_rank_family = False
+    has_rank = False
+    mergeable = False
+
+    def __init__(self, *args, num_virtual_tokens: int = 20, **kwargs):
+        super().__init__(*args, **kwargs)
+        require(isinstance(num_virtual_tokens, int) and not isinstance(num_virtual_tokens, bool) and num_virtual_tokens > 0,
+                self.name, "num_virtual_tokens", num_virtual_tokens, "an integer >= 1")
+        self.num_virtual_tokens = num_virtual_tokens
+
+    def hparams(self) -> dict:
+        return {"num_virtual_tokens": self.num_virtual_tokens}
+
+
+class PrefixTuning(VirtualTokens):
+    name = "prefix"
+
+    def peft_config(self, task_type: str):
+        from peft import PrefixTuningConfig
+
+        return PrefixTuningConfig(task_type=task_type, num_virtual_tokens=self.num_virtual_tokens,
+                                  modules_to_save=self._modules_to_save())
+
+
+class PromptTuning(VirtualTokens):
+    name = "prompt"
+
+    def peft_config(self, task_type: str):
+        from peft import PromptTuningConfig
+
+        return PromptTuningConfig(task_type=task_type, num_virtual_tokens=self.num_virtual_tokens,
+                                  modules_to_save=self._modules_to_save())
