@@ -10,7 +10,11 @@
     mora (sharing, truncation)  the rank-r̂ LoRA it is: A' = f_comp as a matrix, B' = f_decomp(M)
 * ``export_merged``: every method (MoRA rotation/decoupling too) merged into a transformers checkpoint with
   the tokenizer, loadable by AutoModelForCausalLM and lm-eval's ``hf`` model.
-* A model card (README.md) in each directory.
+* ``export_own_format``: methods that do not merge (prefix / prompt tuning, bottleneck adapters) and the peft-backed
+  ones: peft's own adapter directory (``PeftModel.save_pretrained``) for the peft-backed methods; for the suite's
+  bottleneck adapters, their tensors (adapter_model.safetensors) and an adapter_config.json naming method, width,
+  activation and base.
+* A model card (README.md) in each directory, opening with the Hub's YAML metadata header.
 
 ``python -m bench.export RUN_DIR`` re-exports a finished run from its saved final adapter state.
 """
@@ -86,7 +90,7 @@ def export_peft(method: AdapterMethod, model, out_dir: Path, base_model: str, ca
     config = LoraConfig(
         r=ranks[0], lora_alpha=ranks[0], target_modules=targets,
         rank_pattern=rank_pattern, alpha_pattern={k: v for k, v in rank_pattern.items()},  # scale 1 per module
-        lora_dropout=0.0, base_model_name_or_path=base_model, task_type=card.get("task_type"),
+        lora_dropout=getattr(method, "dropout", 0.0), base_model_name_or_path=base_model, task_type=card.get("task_type"),
     )
     config.save_pretrained(str(out_dir))
     save_file(tensors, str(out_dir / "adapter_model.safetensors"))
@@ -103,8 +107,37 @@ def export_merged(method: AdapterMethod, model, tokenizer, out_dir: Path, card: 
     return out_dir
 
 
+def export_own_format(method: AdapterMethod, model, out_dir: Path, base_model: str, card: dict[str, Any]) -> Path:
+    """peft's adapter directory for a PeftModel; the bottleneck adapters' tensors and config otherwise."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "peft_config"):
+        for config in model.peft_config.values():
+            config.base_model_name_or_path = base_model  # the hub id where the run used one, not this machine's cache
+        model.save_pretrained(str(out_dir))
+        write_card(out_dir, {**card, "format": f"peft {method.name} adapter"})
+        return out_dir
+    tensors = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+    save_file(tensors, str(out_dir / "adapter_model.safetensors"))
+    config = {"method": method.name, **method.hparams(), "base_model_name_or_path": base_model,
+              "task_type": card.get("task_type"), "library": "lorabench (methods/bottleneck.py)"}
+    atomic_write_text(out_dir / "adapter_config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_card(out_dir, {**card, "format": f"lorabench {method.name} adapter (load with methods.build_method)"})
+    return out_dir
+
+
+def hub_header(card: dict[str, Any]) -> list[str]:
+    """The Hub's model-card metadata (YAML front matter): base_model, library_name, tags, datasets."""
+    library = "peft" if str(card.get("format", "")).startswith("peft") else "transformers"
+    lines = ["---", f"base_model: {card.get('base_model')}", f"library_name: {library}", "tags:", "- lorabench",
+             f"- {card.get('method')}"]
+    if card.get("dataset"):
+        lines += ["datasets:", f"- {card['dataset']}"]
+    return lines + ["---", ""]
+
+
 def write_card(out_dir: Path, card: dict[str, Any]) -> None:
-    lines = [f"# {card.get('method')} adapter — {card.get('model')} on {card.get('task')}", "",
+    lines = [*hub_header(card), f"# {card.get('method')} adapter — {card.get('model')} on {card.get('task')}", "",
              f"Exported by lorabench as a {card.get('format')}.", ""]
     for key in ("method", "hyperparameters", "model", "base_model", "task", "metrics", "source_run", "rank_pattern", "format"):
         if key in card:
@@ -123,9 +156,20 @@ def export_run(method: AdapterMethod, model, tokenizer, run_dir: Path, cfg, metr
     card = {"method": method.name, "hyperparameters": method.hparams(), "model": cfg.model.name, "base_model": base,
             "task": cfg.task.name, "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
             "source_run": str(run_dir), "task_type": "CAUSAL_LM" if cfg.model.arch == "decoder" else "SEQ_CLS"}
+    from .tasks import get_spec
+
+    dataset = get_spec(cfg.task.name).hub_dataset
+    if dataset:
+        card["dataset"] = dataset
     save_probe(model, tokenizer, run_dir / "export" / "probe.pt")
-    out = {"merged": str(export_merged(method, model, tokenizer, run_dir / "export" / "merged", card))}
-    if peft_exportable(method) and cfg.model.source in ("hub", "local"):
+    out = {}
+    if method.mergeable:
+        out["merged"] = str(export_merged(method, model, tokenizer, run_dir / "export" / "merged", card))
+    else:
+        print(f"export: {method.name} is not mergeable; exported in its own format only")
+    if not method.mergeable or hasattr(model, "peft_config"):
+        out[method.name] = str(export_own_format(method, model, run_dir / "export" / method.name, base, card))
+    elif peft_exportable(method) and cfg.model.source in ("hub", "local"):
         out["peft"] = str(export_peft(method, model, run_dir / "export" / "peft", base, card))
     return out
 

@@ -4,7 +4,8 @@ Every row trains the same randomly initialised model on the same batch in ONE pr
 timed interleaved (round-robin, order rotated each repetition) after warm-up, so ratios hold on a noisy
 machine. Rows: the frozen-base floor (forward + backward to the inputs), our LoRA, peft LoRA (same r, α,
 targets), OLoRA (+ its one-time QR), COLA (+ knot cost amortised), SaLoRA inside/outside its gating window,
-MoRA per operator, ReLoRA/ReMoRA (+ restart cost amortised). Memory: CUDA max-allocated on GPU; on CPU the
+MoRA per operator, ReLoRA/ReMoRA (+ restart cost amortised), and the papers' baselines (FFT, DoRA, LoRA+,
+AsyLoRA, AdaLoRA, prefix and prompt tuning, Houlsby and Pfeiffer adapters). Memory: CUDA max-allocated on GPU; on CPU the
 bytes a step holds beyond the frozen weights (tensors saved for backward + gradients + optimizer state):
 torch's CPU allocator has no peak counter and is invisible to tracemalloc.
 
@@ -65,6 +66,10 @@ def rows_for(r: int) -> list[Row]:
             Row("salora (in window)", "salora", progress=0.25), Row("salora (outside window)", "salora", progress=0.9)]
     rows += [Row(f"mora ({t})", "mora", {"mora_type": t}) for t in MORA_TYPES]
     rows += [Row("relora", "relora"), Row("remora", "remora", {"mora_type": "sharing"})]
+    # the papers' baselines (r is their rank where they have one; FFT and the virtual-token methods ignore it)
+    rows += [Row(name, name) for name in ("fft", "dora", "loraplus", "asylora")]
+    rows += [Row("adalora (in window)", "adalora", progress=0.25)]  # its allocator prunes between 0.1 and 0.4
+    rows += [Row(name, name) for name in ("prefix", "prompt", "adapter_h", "adapter_p")]
     return rows
 
 
@@ -130,6 +135,8 @@ class Bench:
             kwargs = dict(row.kwargs)
             if row.method in ("relora", "remora"):
                 kwargs["restart_every"] = self.cfg.restart_every
+            if row.method == "adalora":
+                kwargs["total_step"] = self.cfg.epoch_steps
             method = build_method(row.method, r=self.r, alpha=2 * self.r, target_modules=self.targets, **kwargs)
             started = time.perf_counter()
             model = method.apply(model)
@@ -138,7 +145,8 @@ class Bench:
                 row.one_time_s, row.one_time_count = time.perf_counter() - started, 1
             params = method.trainable_parameters(model)
         row.trainable = sum(p.numel() for p in params)
-        optimizer = torch.optim.AdamW(params, lr=1e-4)
+        builder = getattr(method, "build_optimizer", None)
+        optimizer = builder(model, torch.optim.AdamW, 1e-4, 0.0) if builder else torch.optim.AdamW(params, lr=1e-4)
         model.train()
         self.memory_probe[row.name] = (
             lambda: {p.untyped_storage().data_ptr() for p in model.parameters()},
@@ -158,6 +166,8 @@ class Bench:
             if method is not None and hasattr(method, "lagrangian_step"):
                 method.lagrangian_step(model, row.progress)
             optimizer.step()
+            if method is not None:
+                method.after_optimizer_step(model, int(row.progress * self.cfg.epoch_steps))
             optimizer.zero_grad(set_to_none=True)
 
         if method is not None and hasattr(method, "tie_knot"):  # the knot's one-time cost

@@ -149,6 +149,18 @@ class VirtualTokens(PeftBacked):
 class PrefixTuning(VirtualTokens):
     name = "prefix"
 
+    def apply(self, model: nn.Module) -> nn.Module:
+        import inspect
+
+        backbone = getattr(model, getattr(model, "base_model_prefix", ""), model)
+        if peft_task_type(model) == "SEQ_CLS" and not any("past_key_values" in inspect.signature(m.forward).parameters for m in (model, backbone)):
+            # peft's classification path hands the prefixes to the backbone as past key values; transformers 5's
+            # encoders (RoBERTa) take none, and peft would only find out at the first forward.
+            kind = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
+            raise ValueError(f"prefix: model type {kind!r} takes no past key values, which peft's prefix-tuning needs "
+                             "(valid: decoder models such as llama, opt)")
+        return super().apply(model)
+
     def peft_config(self, task_type: str):
         from peft import PrefixTuningConfig
 

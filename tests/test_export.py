@@ -71,7 +71,10 @@ def test_export_reproduces_the_suite_logits_in_a_fresh_process(name, exported, f
     if CASES[name]:
         assert diffs["peft"] <= 1e-4, diffs
         assert (run_dir / "export" / "peft" / "adapter_config.json").exists()
-        assert (run_dir / "export" / "peft" / "README.md").read_text().startswith("# ")
+        peft_card = (run_dir / "export" / "peft" / "README.md").read_text()
+        assert peft_card.startswith("---\nbase_model: ") and "library_name: peft" in peft_card  # the Hub's header
+        adapter_config = json.loads((run_dir / "export" / "peft" / "adapter_config.json").read_text())
+        assert adapter_config["lora_dropout"] == result["config"]["method"]["dropout"]  # the training dropout
     card = (run_dir / "export" / "merged" / "README.md").read_text()
     assert result["method"] in card and "stories260k" in card and "metrics" in card
 
@@ -100,3 +103,32 @@ def test_export_cli_reexports_a_finished_run(exported, tmp_path):
     assert "export (peft)" in proc.stdout and "export (merged)" in proc.stdout
     after = torch.load(run_dir / "export" / "probe.pt")["logits"]
     assert (after - before).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("method", ["prompt", "adapter_p", "dora"])
+def test_baselines_export_in_their_own_format_and_reload_to_the_same_logits(method, tmp_path, capsys):
+    """Not mergeable (prompt, bottleneck): one line says so and only the own format is written; peft-backed (DoRA):
+    merged and peft's own directory. Each reloads onto a fresh base to the suite's probe logits."""
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from methods import build_method
+    from tests.conftest import STORIES
+
+    result, run_dir = run_inprocess([*FAST, f"method={method}", "export=true"], tmp_path)
+    own = run_dir / "export" / method
+    assert set(result["export"]) == ({"merged", method} if method == "dora" else {method})
+    assert ("is not mergeable; exported in its own format only" in capsys.readouterr().out) == (method != "dora")
+    probe = torch.load(run_dir / "export" / "probe.pt")
+    base = AutoModelForCausalLM.from_pretrained(STORIES).eval()
+    if method == "adapter_p":
+        config = json.loads((own / "adapter_config.json").read_text())
+        model = build_method(method, r=8, bottleneck=config["bottleneck"]).apply(base)
+        model.load_state_dict(load_file(own / "adapter_model.safetensors"), strict=False)
+    else:
+        assert json.loads((own / "adapter_config.json").read_text())["base_model_name_or_path"] == str(STORIES)
+        model = PeftModel.from_pretrained(base, own).eval()
+    with torch.no_grad():
+        logits = model(input_ids=probe["input_ids"]).logits[:, -probe["input_ids"].shape[1]:]
+    assert (logits - probe["logits"][:, -probe["input_ids"].shape[1]:]).abs().max() <= 1e-4

@@ -24,8 +24,8 @@ SPEC = PaperSpec(
     task_labels={"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qnli": "QNLI", "qqp": "QQP", "rte_glue": "RTE",
                  "mnli": "MNLI", "stsb": "STS-B"},
     experiments={
-        "paper": ("salora_table1", "salora_ablation", "salora_sweeps"),
-        "small": ("salora_density", "salora_ablation"),
+        "paper": ("salora_table1", "salora_table1_baselines", "salora_table1_fft", "salora_ablation", "salora_sweeps"),
+        "small": ("salora_density", "salora_ablation", "salora_baselines", "salora_fft"),
         "tiny": ("salora_table1", "salora_ablation", "salora_sweeps"),
     },
     figures={"fig4_rank_sweep": "salora_fig4", "fig5_density_sweep": "salora_fig5",
