@@ -14,7 +14,7 @@ SEEDS      ?=
 LAUNCH     = hydra/launcher=$(LAUNCHER) $(if $(filter joblib,$(LAUNCHER)),hydra.launcher.n_jobs=$(JOBS)) $(if $(SEEDS),seed=$(SEEDS))
 STAMP      := $(VENV)/.installed
 
-.PHONY: setup test reproduce report perf demo clean
+.PHONY: setup test smoke reproduce report perf demo clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ $(STAMP): pyproject.toml
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Every job of every paper-scale experiment (one seed / rank / grid point each; every model × task × method) on a
+# miniature of its model and the local data: proves the paper scale runs, on a CPU (bench/smoke.py). PAPERS= picks.
+smoke: setup
+	JOBS=$(JOBS) $(BIN)/python -m bench.smoke $(PAPERS)
 
 # One target per paper. Its experiments come from its spec (bench/papers/<paper>.py) for the tier SCALE
 # (small: the claims' tier, the default; tiny: the one-minute smoke; paper: the published configuration, with

@@ -186,6 +186,8 @@ def collect_runs(runs_dir: Path) -> list[Run]:
     for hydra_dir in sorted(Path(runs_dir).glob("*/.hydra")):
         run_dir = hydra_dir.parent
         result = read_json(run_dir / RESULT)
+        if result and result.get("smoke"):
+            continue  # a smoke number says only that the job runs
         if result and result.get("status") == "ok":
             runs.append(Run(run_dir, "ok", result))
         elif (run_dir / ERROR).exists():
@@ -256,6 +258,8 @@ def metric_value(run: Run, paper: str, metric: str, task: str, setting: str) -> 
         return 100 * (1 - metrics["density"]) if "density" in metrics else None
     if metric in ("perplexity", "PPL"):
         return metrics.get("perplexity")
+    if metric == "eval_loss":
+        return metrics.get("eval_loss")
     if metric == "trainable_params":
         return r.get("trainable_params")
     if metric == "training_flops":
@@ -405,6 +409,15 @@ def render_scale_table(paper: str, layout: Layout, runs: list[Run]) -> str:
         groups[(MODEL_LABELS.get(run.model_name, run.model_name),
                 method_label(cfg), rank_label(cfg), setting_of(cfg))].append(run)
     cols = [ck for ck in layout.col_keys if not derived_metric(ck)]
+    task_of = {ck: ck[0] for ck in cols}
+    # A stand-in task none of the paper's columns names (the corpus standing in for GLUE) gets its own eval-loss
+    # column, so the rows it feeds are not empty.
+    shown = {norm(task) for task in task_of.values() if task}
+    for name in sorted({run.task_name for run in runs if run.status == "ok" and "eval_loss" in run.result.get("metrics", {})}):
+        if norm(TASK_LABELS[paper].get(name, "")) not in shown:
+            ck = (f"{name} (stand-in task)", "eval_loss", "")
+            cols.append(ck)
+            task_of[ck] = TASK_LABELS[paper].get(name) or name
     lines = [f"At scale={runs[0].scale} (stand-in models; read against each other, not against the paper's numbers):", "",
              "| model | method | rank | setting | " + " | ".join(" ".join(x for x in (c[0], c[2], f'({c[1]})') if x) for c in cols) + " |",
              "|" + "---|" * (4 + len(cols))]
@@ -414,7 +427,8 @@ def render_scale_table(paper: str, layout: Layout, runs: list[Run]) -> str:
         for ck in cols:
             vals, failed = [], 0
             for run in groups[key]:
-                task_ok = not ck[0] or norm(TASK_LABELS[paper].get(run.task_name, "")) == norm(ck[0])
+                label = TASK_LABELS[paper].get(run.task_name) or run.task_name
+                task_ok = not task_of[ck] or norm(label) == norm(task_of[ck])
                 if not task_ok:
                     continue
                 if run.status != "ok":

@@ -18,9 +18,13 @@ IDENTITY_KEYS = ("method", "model", "task", "trainer", "scale", "seed", "determi
 def run_id(*, _root_) -> str:
     identity = {k: OmegaConf.to_container(_root_[k], resolve=False) if OmegaConf.is_config(_root_[k]) else _root_[k]
                 for k in IDENTITY_KEYS if k in _root_}
+    smoke = bool(_root_.get("smoke"))
+    if smoke:  # only when set: every run id from before the flag existed stays what it was
+        identity["smoke"] = True
     digest = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
     m = _root_.method
-    return f"{m.name}-r{m.r}_{_root_.model.name}_{_root_.task.name}_{_root_.scale.name}_s{_root_.seed}_{digest}"
+    return (f"{m.name}-r{m.r}_{_root_.model.name}_{_root_.task.name}_{_root_.scale.name}_s{_root_.seed}_{digest}"
+            + ("_smoke" if smoke else ""))
 
 
 if not OmegaConf.has_resolver("run_id"):

@@ -19,6 +19,7 @@ from .errors import UserError
 from .evaluate import evaluate_final, scorer_for
 from .export import export_run, save_final_state
 from .models import count_parameters, load_model, load_tokenizer
+from .smoke import apply_smoke, smoke_eval
 from .records import MetricsLog, atomic_write_json, atomic_write_text, completed_result, git_sha, versions, RESULT
 from .tasks import get_spec, load_task_data
 from .trainer import (AdapterTrainer, BenchState, FlopsCounter, MethodHooks, MetricsWriter, PeriodicScore,
@@ -85,6 +86,8 @@ def delta_singular_values(start: dict[str, torch.Tensor] | None, now: dict[str, 
 
 def execute(cfg: DictConfig, run_dir: Path, experiment: str | None = None) -> dict[str, Any]:
     validate_config(cfg)  # before anything is read, written or skipped: `force=maybe` must not retrain
+    if cfg.get("smoke"):
+        apply_smoke(cfg)  # the paper-scale job on a miniature of its model and the local sample data
     run_dir.mkdir(parents=True, exist_ok=True)
     done = completed_result(run_dir)
     if done is not None and not cfg.force:
@@ -117,6 +120,11 @@ def execute(cfg: DictConfig, run_dir: Path, experiment: str | None = None) -> di
     fitted, longest, dropped = fit_examples(cfg.task.name, spec.kind, {"train": data.train, "dev": data.dev, "eval": data.eval},
                                             tokenizer, max_length, cfg.task.get("overlong", "error"))
     data.train, data.dev, data.eval = fitted["train"], fitted["dev"], fitted["eval"]
+    if cfg.get("smoke"):
+        data.dev, data.eval = smoke_eval(data.dev), smoke_eval(data.eval)
+    if not data.eval and dropped.get("eval"):
+        raise UserError(f"task={cfg.task.name}: all {dropped['eval']} evaluation examples are longer than "
+                        f"task.max_length={max_length} and were dropped (task.overlong=drop); raise task.max_length")
     train_ds = Dataset.from_list(encode(spec.kind, data.train, tokenizer, max_length))
     eval_examples = data.dev or data.eval
     eval_ds = Dataset.from_list(encode(spec.kind, eval_examples, tokenizer, max_length)) if eval_examples else None
@@ -172,7 +180,7 @@ def execute(cfg: DictConfig, run_dir: Path, experiment: str | None = None) -> di
     exported = export_run(method, model, tokenizer, run_dir, cfg, metrics) if cfg.export else None
     result = {
         "experiment": experiment, "method": method.name, "model": cfg.model.name, "task": cfg.task.name, "rank": cfg.method.r,
-        "seed": cfg.seed, "scale": cfg.scale.name, "status": "ok", "metrics": metrics,
+        "seed": cfg.seed, "scale": cfg.scale.name, "smoke": bool(cfg.get("smoke")), "status": "ok", "metrics": metrics,
         "headline_metric": spec.metric, "scorer": provenance.get("scorer", "trainer:eval_loss"),
         "lm_eval": provenance.get("lm_eval"), "export": exported, "delta_sv_gt_0.1": delta_sv,
         "train_loss": [[r["step"], r.get("task_loss", r["loss"])] for r in rows if "loss" in r],

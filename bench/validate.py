@@ -58,6 +58,7 @@ TOP_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "deterministic": (lambda v: isinstance(v, bool), "true or false"),
     "force": (lambda v: isinstance(v, bool), "true or false"),
     "export": (lambda v: isinstance(v, bool), "true or false"),
+    "smoke": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 

@@ -59,13 +59,15 @@ class DoRA(PeftBacked):
 class AdaLoRA(PeftBacked):
     name = "adalora"
 
-    def __init__(self, *args, budget: float = 0.5, total_step: int = 1000, t_start: float = 0.1, t_end: float = 0.4,
+    PLACEHOLDER_STEPS = 1000  # peft wants a total at construction; the real one arrives in on_train_begin
+
+    def __init__(self, *args, budget: float = 0.5, total_step: int | None = None, t_start: float = 0.1, t_end: float = 0.4,
                  delta_t: int = 1, orth_reg_weight: float = 0.5, **kwargs):
         super().__init__(*args, **kwargs)
         require(isinstance(budget, (int, float)) and 0 < budget <= 1, self.name, "budget", budget,
                 "0 < budget <= 1 (kept share of the initial rank r)")
-        require(isinstance(total_step, int) and total_step > 0, self.name, "total_step", total_step,
-                "an integer >= 1 (the run's trainer.max_steps)")
+        require(total_step is None or (isinstance(total_step, int) and total_step > 0), self.name, "total_step",
+                total_step, "an integer >= 1, or null for the run's total steps (known when training starts)")
         require(isinstance(t_start, (int, float)) and isinstance(t_end, (int, float)) and 0 <= t_start < t_end <= 1,
                 self.name, "t_start/t_end", (t_start, t_end), "0 <= t_start < t_end <= 1 (fractions of training)")
         require(isinstance(delta_t, int) and delta_t >= 1, self.name, "delta_t", delta_t, "an integer >= 1")
@@ -78,15 +80,23 @@ class AdaLoRA(PeftBacked):
     def target_r(self) -> int:
         return max(1, round(self.r * self.budget))
 
+    def schedule(self, total: int) -> dict[str, int]:
+        """peft's phases from the fractions: tinit steps of warm-up, pruning until t_end, tfinal steps fixed."""
+        return {"total_step": total, "tinit": round(self.t_start * total), "tfinal": round((1 - self.t_end) * total)}
+
     def peft_config(self, task_type: str):
         from peft import AdaLoraConfig
 
-        tinit = round(self.t_start * self.total_step)
-        tfinal = round((1 - self.t_end) * self.total_step)
         return AdaLoraConfig(task_type=task_type, init_r=self.r, target_r=self.target_r, lora_alpha=self.alpha,
-                             lora_dropout=self.dropout, target_modules=self.target_modules, tinit=tinit, tfinal=tfinal,
-                             deltaT=self.delta_t, orth_reg_weight=0.0, total_step=self.total_step,
-                             modules_to_save=self._modules_to_save())
+                             lora_dropout=self.dropout, target_modules=self.target_modules, deltaT=self.delta_t,
+                             orth_reg_weight=0.0, modules_to_save=self._modules_to_save(),
+                             **self.schedule(self.total_step or self.PLACEHOLDER_STEPS))
+
+    def on_train_begin(self, model: nn.Module, total_steps: int) -> None:
+        """An epochs-based run knows its steps only now: the allocator reads the same config object, so set it here."""
+        if self.total_step is None:
+            for key, value in self.schedule(total_steps).items():
+                setattr(model.peft_config["default"], key, value)
 
     def regularization_loss(self, model: nn.Module, progress: float) -> torch.Tensor | None:
         """peft's AdaLoRA term: the mean over P and Q matrices of ‖PᵀP − I‖_F and ‖QQᵀ − I‖_F, times the weight."""
