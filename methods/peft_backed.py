@@ -75,6 +75,7 @@ class AdaLoRA(PeftBacked):
                 orth_reg_weight, "a number >= 0")
         self.budget, self.total_step, self.delta_t = float(budget), total_step, delta_t
         self.t_start, self.t_end, self.orth_reg_weight = float(t_start), float(t_end), float(orth_reg_weight)
+        self._rank_pattern: dict | None = None
 
     @property
     def target_r(self) -> int:
@@ -110,8 +111,16 @@ class AdaLoRA(PeftBacked):
         return self.orth_reg_weight * torch.stack(norms).mean() if norms else None
 
     def after_optimizer_step(self, model: nn.Module, step: int) -> None:
-        """The allocator reads the gradients: after the optimizer step, before they are zeroed (peft's contract)."""
+        """The allocator reads the gradients: after the optimizer step, before they are zeroed (peft's contract).
+
+        peft keeps the kept ranks in ``config.rank_pattern`` and truncates every saved adapter to them, so a
+        checkpoint no longer fits the full-rank model a resumed run builds (and loses the masked components the
+        uninterrupted run still carries). Between steps the pattern lives here, in the method state, and the
+        config holds None: checkpoints stay full-size (pruned components masked to zero) and resume exactly."""
+        config = model.peft_config["default"]
+        config.rank_pattern = self._rank_pattern
         model.base_model.update_and_allocate(step)
+        self._rank_pattern, config.rank_pattern = config.rank_pattern, None
 
     def log_stats(self, model: nn.Module) -> dict[str, float]:
         kept = [int((module.lora_E["default"] != 0).sum()) for module in model.modules() if hasattr(module, "lora_E")
@@ -123,13 +132,16 @@ class AdaLoRA(PeftBacked):
         allocator = getattr(getattr(model, "base_model", None), "rankallocator", None)
         if allocator is None:
             return {}
-        return {key: {n: t.detach().cpu().clone() for n, t in getattr(allocator, key).items()}
-                for key in ("ipt", "exp_avg_ipt", "exp_avg_unc")}
+        state: dict[str, Any] = {key: {n: t.detach().cpu().clone() for n, t in getattr(allocator, key).items()}
+                                 for key in ("ipt", "exp_avg_ipt", "exp_avg_unc")}
+        return {**state, "rank_pattern": self._rank_pattern}
 
     def load_state_dict(self, state: dict[str, Any], model: nn.Module | None = None) -> None:
         allocator = getattr(getattr(model, "base_model", None), "rankallocator", None)
         if allocator is None or not state:
             return
+        state = dict(state)
+        self._rank_pattern = state.pop("rank_pattern", None)
         for key, tensors in state.items():
             getattr(allocator, key).clear()
             getattr(allocator, key).update({n: t.to(model.device) for n, t in tensors.items()})

@@ -152,18 +152,28 @@ def test_houlsby_positions_on_opt_and_roberta(arch, expected):
     assert len(wrapped) == 4 and {n.split(".", 4)[-1] for n in wrapped} == expected  # 2 layers × 2 positions
 
 
-def test_fft_trains_every_weight_and_resumes_bit_identically(tmp_path):
-    run = [*FAST, "method=fft", "trainer.learning_rate=1e-3"]
-    reference, _ = run_inprocess(run, tmp_path / "ref")
-    assert reference["trainable_params"] == reference["total_params"]
-    _, run_dir = run_inprocess(run, tmp_path / "again")
+@pytest.mark.parametrize("method", ["fft", "adalora", "prompt", "adapter_h"])
+def test_a_baseline_resumed_from_a_checkpoint_ends_as_the_uninterrupted_run(method, tmp_path):
     import shutil
 
+    run = [*FAST, f"method={method}", "trainer.learning_rate=1e-3"]
+    reference, _ = run_inprocess(run, tmp_path / "ref")
+    if method == "fft":
+        assert reference["trainable_params"] == reference["total_params"]
+    _, run_dir = run_inprocess(run, tmp_path / "again")
     shutil.rmtree(run_dir / "checkpoints" / "checkpoint-16")  # killed after step 8's checkpoint
     (run_dir / "result.json").unlink()
     resumed, _ = run_inprocess(run, tmp_path / "again")
     assert resumed["train_loss"] == reference["train_loss"]
     assert resumed["metrics"]["eval_loss"] == reference["metrics"]["eval_loss"]
+
+
+@pytest.mark.parametrize("method", ["dora", "adalora", "prefix", "prompt"])
+def test_trainable_counts_match_peft_s_own(method):
+    from bench.models import count_parameters
+
+    model = build_method(method, r=4, target_modules=["q_proj", "v_proj"]).apply(tiny_llama())
+    assert count_parameters(model)[0] == model.get_nb_trainable_parameters()[0] > 0
 
 
 # ------------------------------------------------------------------ the suite's run against a plain peft run

@@ -159,7 +159,7 @@ def test_paper_scale_without_gpu_exits_2_with_one_line_quickly(tmp_path):
 
 
 @pytest.mark.parametrize("override,expected", [
-    ("method=loraa", "method=loraa is not an option of config group 'method'; valid: cola,"),
+    ("method=loraa", "method=loraa is not an option of config group 'method'; valid: adalora, adapter_h,"),
     ("method.rr=8", "method.rr=8: 'rr' is not a key of 'method'; valid: alpha,"),
 ])
 def test_unknown_option_or_key_gives_one_line_and_exit_2(override, expected, tmp_path):

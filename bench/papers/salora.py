@@ -64,6 +64,14 @@ SPEC = PaperSpec(
         "steps (seed 1, step 100: 3.45 vs LoRA's 2.70) while the orthogonal term (β 0.1) drives ‖BᵀB − I‖² from 280 "
         "to 0.02 by step 200; that an orthonormal B fixes the update's scale at s = α/r where LoRA's grows from B = 0 "
         "is a likely reason on a 64-wide model, not tested here (the β = 0 row would test it).",
+        "Table 1's baseline rows at the small tier (salora_baselines_small, salora_fft_small) run in the corpus "
+        "setting of the ablation, beside its LoRA and SaLoRA runs, in the stand-in column \"c4 (stand-in task)\" "
+        "(held-out loss; the task is the shared-text corpus). Every adapter baseline uses the adapters' learning rate "
+        "3e-3, untuned per method (prompt and prefix tuning usually want far more), FT a tenth of it: read them as "
+        "one setting, not as each method's best.",
+        "Prefix-tuning has no RoBERTa rows: peft's prefixes reach a classification backbone as past key values, "
+        "which transformers 5's RoBERTa does not take. The paper-scale sweep leaves it out and a direct run stops "
+        "with one line; at the small tier it runs on stories260K (a decoder).",
         "Tables 2 and 4 (Yelp/GYAFC style transfer, GPU memory and time) have no CPU counterpart.",
     ),
 )
