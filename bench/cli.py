@@ -7,6 +7,7 @@ offending key, its value and what is valid, and exit code 2. ``HYDRA_FULL_ERROR=
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -80,7 +81,24 @@ def preflight(argv: list[str]) -> Path | None:
             raise UserError(message) from err
         _check_method(cfg)
         validate_config(cfg)
+    _check_launcher(overrides)
+    _check_output_dirs(overrides)
     return _check_writable(cfg)
+
+
+def _check_launcher(overrides: list[str]) -> None:
+    """submitit's SLURM launcher only fails once the sweep has composed, with a traceback; say it first."""
+    if "hydra/launcher=slurm" in overrides and shutil.which("sbatch") is None:
+        raise UserError("hydra/launcher=slurm needs a SLURM cluster (no sbatch on PATH); valid here: basic, joblib, "
+                        "local (submitit, one process per job)")
+
+
+def _check_output_dirs(overrides: list[str]) -> None:
+    """An output dir given on the command line (hydra.run.dir, hydra.sweep.dir) must be a directory we can write."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key in ("hydra.run.dir", "hydra.sweep.dir") and value and "${" not in value:
+            require_writable_dir(Path(value), key)
 
 
 def _check_method(cfg) -> None:

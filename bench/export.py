@@ -218,14 +218,25 @@ def main(argv: list[str] | None = None) -> None:
         result_path = run_dir / "result.json"
         if not result_path.is_file() or not (run_dir / FINAL_STATE).is_file():
             raise UserError(f"RUN_DIR={str(run_dir)!r} has no finished run (result.json and {FINAL_STATE} expected)")
-        result = json.loads(result_path.read_text())
+        try:
+            result = json.loads(result_path.read_text())
+        except ValueError as err:
+            raise UserError(f"RUN_DIR={str(run_dir)!r}: result.json is damaged ({err}); re-run the training command "
+                            "(force=true) to rewrite it") from err
+        try:
+            saved = torch.load(run_dir / FINAL_STATE, weights_only=False)
+        except Exception as err:  # torch raises RuntimeError / EOFError / UnpicklingError for a cut file
+            raise UserError(f"RUN_DIR={str(run_dir)!r}: {FINAL_STATE} is damaged ({type(err).__name__}); re-run the "
+                            "training command (force=true) to rewrite it") from err
+        if not all(k in (result.get("config") or {}) for k in ("model", "task", "method")):
+            raise UserError(f"RUN_DIR={str(run_dir)!r}: result.json has no run config (model, task, method); re-run "
+                            "the training command (force=true) to rewrite it")
         cfg = OmegaConf.create(result["config"])
         spec = get_spec(cfg.task.name)
         tokenizer = load_tokenizer(cfg.model)
         model = load_model(cfg.model, "seq_cls" if spec.kind == "cls" else "causal_lm", spec.num_labels, tokenizer)
         method = instantiate(cfg.method)
         model = method.apply(model)
-        saved = torch.load(run_dir / FINAL_STATE, weights_only=False)
         if hasattr(method, "fast_forward"):
             method.fast_forward(model, int(saved["method"].get("link_index", 0)))
         model.load_state_dict(saved["state"], strict=False)

@@ -26,7 +26,7 @@ def bad_inputs(tmp):
     listless = tmp / "listless.json"
     listless.write_text('"just a string"')
     return [  # (overrides, words the one line must contain)
-        (["method=loraa"], ["method=loraa", "valid: cola"]),
+        (["method=loraa"], ["method=loraa", "valid: adalora"]),
         (["method.rr=8"], ["method.rr=8", "valid: alpha"]),
         (["model=gpt5"], ["model=gpt5", "valid:", "stories260k"]),
         (["task=arc_hard"], ["task=arc_hard", "valid:", "arc_easy"]),
@@ -55,6 +55,9 @@ def bad_inputs(tmp):
         (["task=rte", "task.format=xml"], ["task.format='xml'", "jsonl"]),
         (["scale=paper", "model=tinyllama-1.1b", "task=arc_easy"], ["scale=paper", "CUDA"]),
         (["paths.runs_dir=/proc/lorabench/runs"], ["paths.runs_dir='/proc/lorabench/runs'", "not writable"]),
+        ([f"hydra.run.dir={listless}"], [f"hydra.run.dir='{listless}'", "not writable", "File exists"]),
+        (["-m", "hydra/launcher=slurm"], ["hydra/launcher=slurm", "no sbatch", "valid here: basic, joblib"]),
+        (["method=prefix", "model=tiny_roberta", "task=sst2"], ["prefix: model type 'roberta'", "llama, opt"]),
     ]
 
 
@@ -204,3 +207,16 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
     assert err.strip().splitlines()[-1].startswith("interrupted:") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("damage", ["result", "adapter"])
+def test_export_of_a_damaged_run_is_one_line_exit_2(damage, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "result.json").write_text('{"method": "lora", "config": {' if damage == "result" else '{"config": {}}')
+    (run_dir / "final_adapter.pt").write_bytes(b"PK\x03\x04 cut short")
+    proc = subprocess.run([sys.executable, "-m", "bench.export", str(run_dir)], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-1500:]
+    assert ("result.json is damaged" if damage == "result" else "final_adapter.pt is damaged") in lines[0]
