@@ -25,6 +25,10 @@ def bad_inputs(tmp):
     fieldless.write_text('{"question": "q"}\n')
     listless = tmp / "listless.json"
     listless.write_text('"just a string"')
+    empty_csv = tmp / "empty.csv"
+    empty_csv.write_text("")
+    numeric = tmp / "numeric.jsonl"
+    numeric.write_text('{"instruction": "add", "input": "2 + 3", "output": 5}\n')
     return [  # (overrides, words the one line must contain)
         (["method=loraa"], ["method=loraa", "valid: adalora"]),
         (["method.rr=8"], ["method.rr=8", "valid: alpha"]),
@@ -55,6 +59,8 @@ def bad_inputs(tmp):
         (["task=rte", "task.format=xml"], ["task.format='xml'", "jsonl"]),
         (["scale=paper", "model=tinyllama-1.1b", "task=arc_easy"], ["scale=paper", "CUDA"]),
         (["paths.runs_dir=/proc/lorabench/runs"], ["paths.runs_dir='/proc/lorabench/runs'", "not writable"]),
+        (["task=arc_easy", f"task.data_files.train={empty_csv}"], [str(empty_csv), "has no records"]),
+        (["task=alpaca", f"task.data_files.train={numeric}"], [str(numeric), "output=5 (int)", "a string"]),
         ([f"hydra.run.dir={listless}"], [f"hydra.run.dir='{listless}'", "not writable", "File exists"]),
         (["-m", "hydra/launcher=slurm"], ["hydra/launcher=slurm", "no sbatch", "valid here: basic, joblib"]),
         (["method=prefix", "model=tiny_roberta", "task=sst2"], ["prefix: model type 'roberta'", "llama, opt"]),

@@ -10,6 +10,9 @@ from typing import Any, Sequence
 from ..errors import UserError
 
 FORMATS = ("json", "jsonl", "csv", "tsv", "parquet")
+# Fields the tokenizer reads as text: a number there is bad input, not something to crash on later.
+TEXT_FIELDS = frozenset({"instruction", "input", "output", "question", "sentence", "sentence1", "sentence2", "premise",
+                         "hypothesis", "passage", "paragraph", "text", "query", "prompt", "response", "goal", "ctx"})
 
 
 def detect_format(path: Path, declared: str | None) -> str:
@@ -47,6 +50,8 @@ def read_local(path: str | Path, fmt: str | None = None, header: bool = True,
             with open(path, encoding="utf-8-sig", newline="") as f:
                 reader = csv.reader(f, delimiter="\t" if fmt == "tsv" else ",", quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
                 rows = list(reader)
+            if not rows:
+                return []  # an empty file: require_fields says so in one line
             if columns:
                 names, body = list(columns), rows[1:] if header else rows
             else:
@@ -79,3 +84,9 @@ def require_fields(records: list[dict], fields: Sequence[str], source: str) -> N
     missing = [f for f in fields if f not in records[0]]
     if missing:
         raise UserError(f"{source} lacks fields {missing}; expected fields {list(fields)}, found {sorted(records[0])}")
+    for i, record in enumerate(records):
+        for name in TEXT_FIELDS.intersection(fields):
+            value = record.get(name)
+            if isinstance(value, (int, float)):  # bool included; nested records (MultiRC's passage) are the converters'
+                raise UserError(f"{source}: record {i} has {name}={value!r} ({type(value).__name__}); valid: a string "
+                                "(the tokenizer reads it as text)")
