@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,16 @@ def failed_since(runs_dir: Path, started: float) -> list[Path]:
     return sorted(p.parent for p in runs_dir.glob(f"*/{ERROR}") if p.stat().st_mtime >= started)
 
 
+def keep_sweep_record(runs_dir: Path, started: float) -> None:
+    """Hydra writes every sweep's multirun.yaml to the same place in runs_dir; keep a dated copy of each."""
+    record = runs_dir / "multirun.yaml"
+    if record.is_file() and record.stat().st_mtime >= started:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
+        kept = runs_dir / "sweeps" / f"multirun-{stamp}-{os.getpid()}.yaml"
+        kept.parent.mkdir(exist_ok=True)
+        shutil.copy2(record, kept)
+
+
 def main() -> None:
     started = time.time()
     runs_dir = None
@@ -66,6 +77,8 @@ def main() -> None:
               file=sys.stderr)
         sys.exit(130)
     multirun = any(a in ("-m", "--multirun") for a in sys.argv[1:])
+    if multirun and runs_dir is not None:
+        keep_sweep_record(runs_dir, started)
     failed = failed_since(runs_dir, started) if multirun and runs_dir is not None and runs_dir.is_dir() else []
     if failed:  # the siblings ran to the end; the sweep as a whole did not succeed
         print(f"sweep: {len(failed)} job(s) failed, see error.json in: {', '.join(p.name for p in failed)}",

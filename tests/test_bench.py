@@ -119,6 +119,7 @@ def test_sweep_with_submitit_local_launcher_writes_every_result(tmp_path):
     again = run_cli(["-m", "method=lora,mora", "method.r=2,4", *FAST, "trainer.max_steps=4", "trainer.save_steps=4",
                      "trainer.eval_steps=4"], tmp_path)
     assert again.returncode == 0 and again.stdout.count("skip:") == 4  # a finished sweep trains 0 steps
+    assert len(list((tmp_path / "sweeps").glob("multirun-*.yaml"))) == 2  # each sweep's record kept, not overwritten
 
 
 def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
