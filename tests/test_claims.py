@@ -80,5 +80,7 @@ def test_curve_metrics_read_the_logged_rows():
     assert metric_of({}, rows, "mean.eval_loss") == pytest.approx(6.4 / 3)
     assert metric_of({}, rows, "log10drop.eval_loss") == pytest.approx(1.0)
     assert metric_of({"delta_sv_gt_0.1": {"a": 2, "b": 4}}, [], "svmean.delta_sv_gt_0.1") == 3.0
+    assert metric_of({"steps": 40}, rows, "mid.eval_loss") == 2.0   # the logged step nearest 40 / 2
+    assert metric_of({"steps": 60}, rows, "mid.eval_loss") == 0.4
     with pytest.raises(ValueError, match="unknown kind"):
         metric_of({}, rows, "median.eval_loss")
