@@ -204,8 +204,11 @@ def test_a_sweep_with_a_failed_job_exits_nonzero_after_its_siblings_finish(tmp_p
 
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     runs = tmp_path / "runs"
+    # As from a terminal: SIGINT at its default in the child. A disposition of SIG_IGN is inherited (something earlier
+    # in a long pytest session can leave it so), and Python then never raises KeyboardInterrupt at all.
     proc = subprocess.Popen([sys.executable, "-m", "bench.train", *FAST, "trainer.max_steps=400"], cwd=REPO,
-                            env=cli_env(runs), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=cli_env(runs), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not list(runs.glob("*/metrics.jsonl")):
         time.sleep(0.2)
