@@ -45,6 +45,7 @@ QUICK = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "n
          "num_key_value_heads": 4, "vocab_size": 256}
 LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 MORA_TYPES = ("truncation", "sharing", "decoupling", "rotation")
+ADAMW_WEIGHT_DECAY = 0.01  # torch's AdamW default, which every row's optimizer had before methods built their own
 
 
 @dataclass
@@ -145,8 +146,8 @@ class Bench:
                 row.one_time_s, row.one_time_count = time.perf_counter() - started, 1
             params = method.trainable_parameters(model)
         row.trainable = sum(p.numel() for p in params)
-        builder = getattr(method, "build_optimizer", None)
-        optimizer = builder(model, torch.optim.AdamW, 1e-4, 0.0) if builder else torch.optim.AdamW(params, lr=1e-4)
+        optimizer = (method.build_optimizer(model, torch.optim.AdamW, 1e-4, ADAMW_WEIGHT_DECAY) if method is not None
+                     else torch.optim.AdamW(params, lr=1e-4))
         model.train()
         self.memory_probe[row.name] = (
             lambda: {p.untyped_storage().data_ptr() for p in model.parameters()},

@@ -51,7 +51,7 @@ METHOD_LABELS = {"lora": "LoRA", "olora": "OLoRA", "cola": "COLA", "salora": "Sa
                  "asylora": "AsyLoRA", "adalora": "AdaLoRA", "prefix": "Prefix", "prompt": "Prompt",
                  "adapter_h": "Adapter^H", "adapter_p": "Adapter^P"}
 METHOD_ALIASES = {"fft": ("FT",)}  # the names other papers give the same row (SaLoRA's "FT")
-RANKLESS = ("fft", "prefix", "prompt")
+RANKLESS = ("fft", "prefix", "prompt")  # methods that accept r and ignore it: their rank reads "–"
 GLUE_METRIC = {"cola": "mcc", "stsb": "pearson", "mrpc": "f1"}
 
 

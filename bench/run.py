@@ -19,8 +19,8 @@ from .errors import UserError
 from .evaluate import evaluate_final, scorer_for
 from .export import export_run, save_final_state
 from .models import count_parameters, load_model, load_tokenizer
-from .smoke import apply_smoke, smoke_eval
 from .records import MetricsLog, atomic_write_json, atomic_write_text, completed_result, git_sha, versions, RESULT
+from .smoke import apply_smoke, smoke_eval
 from .tasks import get_spec, load_task_data
 from .trainer import (AdapterTrainer, BenchState, FlopsCounter, MethodHooks, MetricsWriter, PeriodicScore,
                       last_complete_checkpoint)

@@ -121,7 +121,7 @@ def sweep_overrides(experiment: str) -> tuple[list[str], int]:
         if key not in COVERED_KEYS:
             values = values[:1]
         jobs *= len(values)
-        overrides.append(f"{key}={','.join(values)}" if key in COVERED_KEYS or len(values) == 1 else f"{key}={values[0]}")
+        overrides.append(f"{key}={','.join(values)}")
     return overrides, jobs
 
 

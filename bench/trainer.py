@@ -51,13 +51,9 @@ class AdapterTrainer(Trainer):
     def create_optimizer(self, model=None):
         if self.optimizer is None:
             optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
-            builder = getattr(self.method, "build_optimizer", None)
-            if builder is not None:  # the method's own parameter groups (LoRA+)
-                kwargs = dict(kwargs)
-                self.optimizer = builder(self.model, optimizer_cls, kwargs.pop("lr"), self.args.weight_decay, **kwargs)
-            else:
-                params = self.method.trainable_parameters(self.model)
-                self.optimizer = optimizer_cls([{"params": params, "weight_decay": self.args.weight_decay}], **kwargs)
+            kwargs = dict(kwargs)
+            self.optimizer = self.method.build_optimizer(self.model, optimizer_cls, kwargs.pop("lr"),
+                                                         self.args.weight_decay, **kwargs)
         return self.optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -94,8 +94,8 @@ class AdapterMethod:
       * ``before_step(model, step, progress)`` — e.g. resample SaLoRA gates.
       * ``regularization_loss(model, progress)`` — tensor added to the task loss, or None.
       * ``extra_optimizers(model)`` — optimizers the method steps itself (SaLoRA gates and λ).
-      * ``build_optimizer(model, optimizer_cls, lr, weight_decay, **kw)`` — optional: the method's own parameter
-        groups (LoRA+); absent, one group of ``trainable_parameters``.
+      * ``build_optimizer(model, optimizer_cls, lr, weight_decay, **kw)`` — one group of ``trainable_parameters``;
+        LoRA+ brings its own groups.
       * ``after_optimizer_step(model, step)`` — after the step, before gradients are zeroed (AdaLoRA's allocator).
       * ``knot_due(step)`` / ``tie_knot(model)`` — COLA/ReLoRA/ReMoRA restarts.
       * ``log_stats(model)`` — floats for metrics.jsonl.
@@ -105,7 +105,6 @@ class AdapterMethod:
     name: ClassVar[str] = ""
     layer_class: ClassVar[type[AdapterLinear]]
     low_rank_family: ClassVar[bool] = True  # r must fit min(d, k)
-    has_rank: ClassVar[bool] = True         # False: r is ignored (FFT, virtual tokens) and the rank reads "–"
     mergeable: ClassVar[bool] = True        # False: merge() raises one line (non-linear or virtual-token methods)
 
     def __init__(
@@ -142,15 +141,8 @@ class AdapterMethod:
         return self.scaling_for(self.r)
 
     def apply(self, model: nn.Module) -> nn.Module:
-        """Wrap every matching nn.Linear in place and freeze everything but the adapters (and modules_to_save)."""
-        targets = [
-            (name, module)
-            for name, module in model.named_modules()
-            if isinstance(module, nn.Linear) and _module_matches(name, self.target_modules)
-        ]
-        if not targets:
-            linear_names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
-            raise invalid(self.name, "target_modules", self.target_modules, f"names of nn.Linear layers in this model: {linear_names}")
+        """Wrap every target nn.Linear in place and freeze everything but the adapters (and modules_to_save)."""
+        targets = self.target_layers(model)
         for name, module in targets:
             self.validate_layer(name, module)
         for param in model.parameters():
@@ -176,6 +168,18 @@ class AdapterMethod:
         return [p for p in model.parameters() if p.requires_grad]
 
     # ------------------------------------------------------------------ for subclasses
+    def target_layers(self, model: nn.Module) -> list[tuple[str, nn.Linear]]:
+        """The nn.Linear layers ``apply`` wraps: those ``target_modules`` names (peft's matching rule)."""
+        targets = [
+            (name, module)
+            for name, module in model.named_modules()
+            if isinstance(module, nn.Linear) and _module_matches(name, self.target_modules)
+        ]
+        if not targets:
+            linear_names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+            raise invalid(self.name, "target_modules", self.target_modules, f"names of nn.Linear layers in this model: {linear_names}")
+        return targets
+
     def make_layer(self, name: str, base_layer: nn.Linear) -> AdapterLinear:
         raise NotImplementedError
 
@@ -207,6 +211,10 @@ class AdapterMethod:
 
     def extra_optimizers(self, model: nn.Module) -> list[torch.optim.Optimizer]:
         return []
+
+    def build_optimizer(self, model: nn.Module, optimizer_cls: type, lr: float, weight_decay: float,
+                        **kwargs: Any) -> torch.optim.Optimizer:
+        return optimizer_cls([{"params": self.trainable_parameters(model), "weight_decay": weight_decay}], lr=lr, **kwargs)
 
     def after_optimizer_step(self, model: nn.Module, step: int) -> None:
         pass

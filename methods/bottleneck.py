@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import AdapterMethod, _set_submodule, invalid, require
+from .base import AdapterMethod, invalid, require
 
 # The sublayer output projections per architecture (model.config.model_type): (attention, feed-forward).
 OUTPUT_PROJECTIONS = {
@@ -73,19 +73,17 @@ class Bottleneck(AdapterMethod):
                 self.name, "bottleneck", bottleneck, "an integer >= 1, or null for r × 2 / adapters per layer")
         self.bottleneck = bottleneck or max(1, self.r * LORA_MODULES_PER_LAYER // len(self.positions))
 
-    def apply(self, model: nn.Module) -> nn.Module:
+    def target_layers(self, model: nn.Module) -> list[tuple[str, nn.Linear]]:
+        """The sublayer output projections of this architecture at the method's positions."""
         model_type = getattr(getattr(model, "config", None), "model_type", None)
         if model_type not in OUTPUT_PROJECTIONS:
             raise invalid(self.name, "model", model_type, f"a model of type {sorted(OUTPUT_PROJECTIONS)}")
         patterns = [OUTPUT_PROJECTIONS[model_type][i] for i in self.positions]
-        targets = [name for name, module in model.named_modules()
-                   if isinstance(module, nn.Linear) and any(re.fullmatch(p, name) for p in patterns)]
-        for param in model.parameters():
-            param.requires_grad_(False)
-        for name in targets:
-            _set_submodule(model, name, BottleneckAdapter(model.get_submodule(name), self.bottleneck, self.activation))
-        self._unfreeze_modules_to_save(model)
-        return model
+        return [(name, module) for name, module in model.named_modules()
+                if isinstance(module, nn.Linear) and any(re.fullmatch(p, name) for p in patterns)]
+
+    def make_layer(self, name: str, base_layer: nn.Linear) -> BottleneckAdapter:
+        return BottleneckAdapter(base_layer, self.bottleneck, self.activation)
 
     def merge(self, model: nn.Module) -> nn.Module:
         raise ValueError(f"{self.name}: not mergeable (a non-linear bottleneck); export the adapter weights instead")

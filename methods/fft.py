@@ -14,7 +14,6 @@ from .base import AdapterMethod
 class FullFineTuning(AdapterMethod):
     name = "fft"
     low_rank_family = False
-    has_rank = False
 
     def apply(self, model: nn.Module) -> nn.Module:
         for param in model.parameters():

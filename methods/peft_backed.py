@@ -123,8 +123,8 @@ class AdaLoRA(PeftBacked):
         self._rank_pattern, config.rank_pattern = config.rank_pattern, None
 
     def log_stats(self, model: nn.Module) -> dict[str, float]:
-        kept = [int((module.lora_E["default"] != 0).sum()) for module in model.modules() if hasattr(module, "lora_E")
-                and "default" in getattr(module, "lora_E", {})]
+        kept = [int((module.lora_E["default"] != 0).sum()) for module in model.modules()
+                if "default" in getattr(module, "lora_E", {})]
         return {"mean_rank": sum(kept) / len(kept)} if kept else {}
 
     def state_dict(self, model: nn.Module | None = None) -> dict[str, Any]:
@@ -155,7 +155,6 @@ class VirtualTokens(PeftBacked):
     """Prefix- and prompt-tuning: ``num_virtual_tokens`` trained positions; no rank, nothing to merge."""
 
     low_rank_family = False
-    has_rank = False
     mergeable = False
 
     def __init__(self, *args, num_virtual_tokens: int = 20, **kwargs):
