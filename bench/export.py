@@ -120,7 +120,7 @@ def export_own_format(method: AdapterMethod, model, out_dir: Path, base_model: s
     tensors = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
     save_file(tensors, str(out_dir / "adapter_model.safetensors"))
     config = {"method": method.name, **method.hparams(), "base_model_name_or_path": base_model,
-              "task_type": card.get("task_type"), "library": "lorabench (methods/bottleneck.py)"}
+              "task_type": card.get("task_type"), "library": f"lorabench ({type(method).__module__})"}
     atomic_write_text(out_dir / "adapter_config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
     write_card(out_dir, {**card, "format": f"lorabench {method.name} adapter (load with methods.build_method)"})
     return out_dir
@@ -201,6 +201,9 @@ def save_final_state(method: AdapterMethod, model, run_dir: Path) -> None:
     tmp.replace(Path(run_dir) / FINAL_STATE)
 
 
+USAGE = "usage: python -m bench.export RUN_DIR (a run directory holding result.json)"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Re-export a finished run: rebuild model + method from its result.json, load the final adapter state."""
     from hydra.utils import instantiate
@@ -211,9 +214,12 @@ def main(argv: list[str] | None = None) -> None:
     from .tasks import get_spec
 
     args = sys.argv[1:] if argv is None else argv
+    if args in (["-h"], ["--help"]):
+        print(USAGE)
+        return
     try:
         if len(args) != 1:
-            raise UserError("usage: python -m bench.export RUN_DIR (a run directory holding result.json)")
+            raise UserError(USAGE)
         run_dir = Path(args[0])
         result_path = run_dir / "result.json"
         if not result_path.is_file() or not (run_dir / FINAL_STATE).is_file():

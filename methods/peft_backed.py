@@ -7,7 +7,8 @@ model these methods return is a ``PeftModel`` (the suite's own methods return th
   (weight 0.5) added through the suite's regulariser hook rather than inside peft's forward, so the logged task
   loss stays comparable across methods and choice tasks (scored without labels) get it too. The SaLoRA paper compares at its own setting: r 8, budget ratio b 0.5; the
   pruning window follows SaLoRA's gate window (``tinit`` / ``tfinal`` from t_start / t_end).
-* **prefix** — prefix-tuning (Li & Liang, 2021): trained key/value prefixes of ``num_virtual_tokens`` per layer.
+* **prefix** — prefix-tuning (Li & Liang, 2021): trained key/value prefixes of ``num_virtual_tokens`` per layer;
+  on encoders the suite's own (``methods/encoder_prefix.py``), as peft's prefixes cannot reach them on transformers 5.
 * **prompt** — prompt tuning (Lester et al., 2021): ``num_virtual_tokens`` trained input embeddings.
 """
 
@@ -168,18 +169,20 @@ class VirtualTokens(PeftBacked):
 
 
 class PrefixTuning(VirtualTokens):
+    """peft's prefix-tuning on decoders; on encoders, which transformers 5 no longer lets peft reach (no past key
+    values), the same parameterisation in ``methods/encoder_prefix.py``."""
+
     name = "prefix"
 
     def apply(self, model: nn.Module) -> nn.Module:
-        import inspect
+        if peft_task_type(model) == "SEQ_CLS" and not _takes_past_key_values(model):
+            from .encoder_prefix import add_encoder_prefixes
 
-        backbone = getattr(model, getattr(model, "base_model_prefix", ""), model)
-        if peft_task_type(model) == "SEQ_CLS" and not any("past_key_values" in inspect.signature(m.forward).parameters for m in (model, backbone)):
-            # peft's classification path hands the prefixes to the backbone as past key values; transformers 5's
-            # encoders (RoBERTa) take none, and peft would only find out at the first forward.
-            kind = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
-            raise ValueError(f"prefix: model type {kind!r} takes no past key values, which peft's prefix-tuning needs "
-                             "(valid: decoder models such as llama, opt)")
+            for param in model.parameters():
+                param.requires_grad_(False)
+            add_encoder_prefixes(model, self.num_virtual_tokens)
+            self._unfreeze_modules_to_save(model)
+            return model
         return super().apply(model)
 
     def peft_config(self, task_type: str):
@@ -187,6 +190,14 @@ class PrefixTuning(VirtualTokens):
 
         return PrefixTuningConfig(task_type=task_type, num_virtual_tokens=self.num_virtual_tokens,
                                   modules_to_save=self._modules_to_save())
+
+
+def _takes_past_key_values(model: nn.Module) -> bool:
+    """peft's test for its prefix path: the model's forward or its backbone's takes ``past_key_values``."""
+    import inspect
+
+    backbone = getattr(model, getattr(model, "base_model_prefix", ""), model)
+    return any("past_key_values" in inspect.signature(m.forward).parameters for m in (model, backbone))
 
 
 class PromptTuning(VirtualTokens):

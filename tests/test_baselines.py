@@ -4,6 +4,7 @@ out densely, peft's own run of the same configuration, or the optimizer's parame
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -54,10 +55,6 @@ def test_identity_at_init_then_merge_equals_unmerged_or_one_line_refusal(method,
     reference = own_logits(model, input_ids).detach()
     keys_before = list(model.state_dict().keys())
     m = build_method(method, r=4, alpha=8, target_modules=targets)
-    if method == "prefix" and arch == "roberta":  # transformers 5's encoders take no past key values
-        with pytest.raises(ValueError, match=r"^prefix: model type 'roberta' takes no past key values"):
-            m.apply(model)
-        return
     model = m.apply(model).eval()
     if method not in VIRTUAL_TOKENS:  # trained prefixes / prompts start random: they change the output at once
         assert (own_logits(model, input_ids) - reference).abs().max() <= 1e-5, "output changed at step 0"
@@ -174,6 +171,69 @@ def test_trainable_counts_match_peft_s_own(method):
 
     model = build_method(method, r=4, target_modules=["q_proj", "v_proj"]).apply(tiny_llama())
     assert count_parameters(model)[0] == model.get_nb_trainable_parameters()[0] > 0
+
+
+def test_encoder_prefixes_equal_attention_over_prepended_keys_written_out(input_ids):
+    """The oracle is the prefix-tuning equation, dense: softmax(q·[Pk; K]ᵀ/√d + padding)·[Pv; V] per head, with the
+    padded positions hidden from every query and the prefixes visible to all."""
+    from tests.conftest import tiny_roberta
+
+    torch.manual_seed(0)
+    model = build_method("prefix", num_virtual_tokens=3).apply(tiny_roberta()).eval()
+    attention = model.roberta.encoder.layer[0].attention.self
+    seen = {}
+    attention.register_forward_hook(lambda mod, args, kwargs, out: seen.update(h=args[0], out=out[0]), with_kwargs=True)
+    mask = torch.ones_like(input_ids)
+    mask[0, -3:] = 0  # one padded row: its last three tokens must stay invisible
+    with torch.no_grad():
+        model(input_ids=input_ids, attention_mask=mask)
+        h, heads = seen["h"], attention.num_attention_heads
+        split = lambda t: t.view(*t.shape[:2], heads, -1).transpose(1, 2)  # noqa: E731
+        q, k, v = split(attention.query(h)), split(attention.key(h)), split(attention.value(h))
+        k = torch.cat([attention.prefix_key.expand(len(h), -1, -1, -1), k], dim=2)
+        v = torch.cat([attention.prefix_value.expand(len(h), -1, -1, -1), v], dim=2)
+        hidden = torch.cat([torch.zeros(len(h), 3), (1 - mask).float() * -1e9], dim=1)[:, None, None, :]
+        weights = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5 + hidden, dim=-1)
+        dense = (weights @ v).transpose(1, 2).reshape(h.shape)
+    assert torch.allclose(seen["out"], dense, atol=1e-5)
+    layers, width = model.config.num_hidden_layers, model.config.hidden_size
+    prefixes = [p for n, p in model.named_parameters() if p.requires_grad and "prefix_" in n]
+    assert sum(p.numel() for p in prefixes) == 3 * layers * 2 * width  # peft's count: P × layers × 2 × hidden
+
+
+def test_encoder_prefixes_leave_padded_rows_unchanged_by_their_padding(input_ids):
+    """A padded example's logits do not depend on what sits in its padded positions."""
+    from tests.conftest import tiny_roberta
+
+    torch.manual_seed(0)
+    model = build_method("prefix", num_virtual_tokens=3).apply(tiny_roberta()).eval()
+    mask = torch.ones_like(input_ids)
+    mask[:, -2:] = 0
+    other = input_ids.clone()
+    other[:, -2:] = (other[:, -2:] + 1) % VOCAB
+    with torch.no_grad():
+        assert torch.allclose(model(input_ids=input_ids, attention_mask=mask).logits,
+                              model(input_ids=other, attention_mask=mask).logits, atol=1e-5)
+
+
+def test_encoder_prefixes_export_their_tensors_and_reload_to_the_same_logits(input_ids, tmp_path):
+    from safetensors.torch import load_file
+
+    from bench.export import export_own_format
+    from tests.conftest import tiny_roberta
+
+    torch.manual_seed(0)
+    base = tiny_roberta().eval()
+    method = build_method("prefix", num_virtual_tokens=3, modules_to_save=["classifier"])
+    model = method.apply(copy.deepcopy(base)).eval()
+    perturb(model, seed=2)
+    out = export_own_format(method, model, tmp_path, "tiny-roberta", {"method": "prefix", "task_type": "SEQ_CLS"})
+    assert json.loads((out / "adapter_config.json").read_text())["library"] == "lorabench (methods.peft_backed)"
+    reloaded = build_method("prefix", num_virtual_tokens=3, modules_to_save=["classifier"]).apply(copy.deepcopy(base))
+    missing, unexpected = reloaded.load_state_dict(load_file(out / "adapter_model.safetensors"), strict=False)
+    assert not unexpected and all("prefix_" not in k and "classifier" not in k for k in missing)
+    with torch.no_grad():
+        assert torch.equal(reloaded.eval()(input_ids=input_ids).logits, model(input_ids=input_ids).logits)
 
 
 # ------------------------------------------------------------------ the suite's run against a plain peft run

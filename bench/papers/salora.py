@@ -69,9 +69,9 @@ SPEC = PaperSpec(
         "(held-out loss; the task is the shared-text corpus). Every adapter baseline uses the adapters' learning rate "
         "3e-3, untuned per method (prompt and prefix tuning usually want far more), FT a tenth of it: read them as "
         "one setting, not as each method's best.",
-        "Prefix-tuning has no RoBERTa rows: peft's prefixes reach a classification backbone as past key values, "
-        "which transformers 5's RoBERTa does not take. The paper-scale sweep leaves it out and a direct run stops "
-        "with one line; at the small tier it runs on stories260K (a decoder).",
+        "Prefix-tuning on RoBERTa (the paper-scale sweep) is the suite's own (methods/encoder_prefix.py, peft's "
+        "parameterisation), as transformers 5's encoders take no past key values for peft's; at the small tier it "
+        "runs on stories260K (a decoder) through peft.",
         "Tables 2 and 4 (Yelp/GYAFC style transfer, GPU memory and time) have no CPU counterpart.",
     ),
 )
