@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 import time
@@ -17,6 +18,9 @@ from .errors import UserError
 RESULT = "result.json"
 ERROR = "error.json"
 METRICS = "metrics.jsonl"
+HYDRA_RECORD = ".hydra"
+REPLACED = "replaced"  # force=true: the previous run's products, kept here until the new run finishes
+RUN_PRODUCTS = (RESULT, ERROR, METRICS, "metrics.csv", "final_adapter.pt", "checkpoints", "export", HYDRA_RECORD)
 
 RESULT_KEYS = (
     "method", "model", "task", "rank", "seed", "scale", "status", "metrics", "train_loss", "eval_loss",
@@ -144,3 +148,39 @@ def write_error(run_dir: Path, err: BaseException, step: int | None) -> None:
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "traceback": traceback.format_exception(type(err), err, err.__traceback__),
     })
+
+
+def write_run_config(cfg, run_dir: Path) -> None:
+    """.hydra/{config,overrides,hydra}.yaml as Hydra writes them, but only for a run that trains (Hydra's own writer,
+    switched off by ``hydra.output_subdir: null``, would rewrite a skipped run's record with the new command's)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    record = Path(run_dir) / HYDRA_RECORD
+    record.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(record / "config.yaml", OmegaConf.to_yaml(cfg))
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        atomic_write_text(record / "overrides.yaml", OmegaConf.to_yaml(hydra_cfg.overrides.task))
+        atomic_write_text(record / "hydra.yaml", OmegaConf.to_yaml({"hydra": hydra_cfg}))
+
+
+def set_aside_previous_run(run_dir: Path) -> None:
+    """force=true starts from step 0: the previous run's products move into ``replaced/`` (kept until the new run
+    finishes). Where ``replaced/`` already holds one (an earlier force=true was interrupted), that one is kept and
+    the interrupted attempt's products go."""
+    run_dir = Path(run_dir)
+    products = [run_dir / name for name in RUN_PRODUCTS if (run_dir / name).exists()]
+    aside = run_dir / REPLACED
+    if aside.exists():
+        for path in products:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        return
+    if products:
+        aside.mkdir()
+        for path in products:
+            path.rename(aside / path.name)
+
+
+def drop_replaced_run(run_dir: Path) -> None:
+    shutil.rmtree(Path(run_dir) / REPLACED, ignore_errors=True)

@@ -183,8 +183,8 @@ def load_records(out_dir: Path, paper: str) -> list[Run]:
 
 def collect_runs(runs_dir: Path) -> list[Run]:
     runs = []
-    for hydra_dir in sorted(Path(runs_dir).glob("*/.hydra")):
-        run_dir = hydra_dir.parent
+    records = (".hydra", RESULT, ERROR)
+    for run_dir in sorted(p for p in Path(runs_dir).iterdir() if any((p / name).exists() for name in records)):
         result = read_json(run_dir / RESULT)
         if result and result.get("smoke"):
             continue  # a smoke number says only that the job runs

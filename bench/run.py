@@ -15,11 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import TrainingArguments, set_seed
 
 from .data import Collator, encode, fit_examples
-from .errors import UserError
+from .errors import DiskFull, UserError, is_disk_full
 from .evaluate import evaluate_final, scorer_for
 from .export import export_run, save_final_state
 from .models import count_parameters, load_model, load_tokenizer
-from .records import MetricsLog, atomic_write_json, atomic_write_text, completed_result, git_sha, versions, RESULT
+from .records import (RESULT, MetricsLog, atomic_write_json, atomic_write_text, completed_result, drop_replaced_run,
+                      git_sha, set_aside_previous_run, versions, write_run_config)
 from .smoke import apply_smoke, smoke_eval
 from .tasks import get_spec, load_task_data
 from .trainer import (AdapterTrainer, BenchState, FlopsCounter, MethodHooks, MetricsWriter, PeriodicScore,
@@ -85,6 +86,16 @@ def delta_singular_values(start: dict[str, torch.Tensor] | None, now: dict[str, 
 
 
 def execute(cfg: DictConfig, run_dir: Path, experiment: str | None = None) -> dict[str, Any]:
+    """One run, start to result.json; a full disk anywhere is one line (DiskFull) and the same command resumes."""
+    try:
+        return train_and_evaluate(cfg, run_dir, experiment)
+    except OSError as err:
+        if is_disk_full(err):
+            raise DiskFull.from_os_error(err) from err
+        raise
+
+
+def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -> dict[str, Any]:
     validate_config(cfg)  # before anything is read, written or skipped: `force=maybe` must not retrain
     if cfg.get("smoke"):
         apply_smoke(cfg)  # the paper-scale job on a miniature of its model and the local sample data
@@ -93,6 +104,9 @@ def execute(cfg: DictConfig, run_dir: Path, experiment: str | None = None) -> di
     if done is not None and not cfg.force:
         print(f"skip: {run_dir / RESULT} exists (force=true retrains)")
         return done
+    if cfg.force:
+        set_aside_previous_run(run_dir)  # from step 0, never continuing a finished run; the old one kept until the end
+    write_run_config(cfg, run_dir)
     check_environment(cfg)
     if cfg.logger.get("wandb_mode"):
         os.environ.setdefault("WANDB_MODE", cfg.logger.wandb_mode)
@@ -196,5 +210,6 @@ def execute(cfg: DictConfig, run_dir: Path, experiment: str | None = None) -> di
 
         atomic_write_text(run_dir / "metrics.csv", pd.DataFrame(rows).to_csv(index=False))
     atomic_write_json(run_dir / RESULT, result)
+    drop_replaced_run(run_dir)
     print(f"result: {run_dir / RESULT}")
     return result

@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from . import resolvers  # noqa: F401  (registers ${run_id:})
-from .errors import UserError, report_and_exit
+from .errors import DiskFull, UserError, report_and_exit
 from .records import ERROR, write_error
 
 
@@ -33,7 +33,8 @@ def hydra_entry(cfg: DictConfig):
     try:
         return execute(cfg, run_dir, experiment=hydra_cfg.runtime.choices.get("experiment"))
     except UserError as err:
-        write_error(run_dir, err, step=None)
+        if not isinstance(err, DiskFull):  # with no space left, error.json could only be half-written
+            write_error(run_dir, err, step=None)
         if not sweeping:
             report_and_exit(err)
         print(f"FAILED {run_dir}: {err}", file=sys.stderr)

@@ -59,3 +59,56 @@ def test_reruns_from_the_final_or_past_a_damaged_checkpoint_end_as_the_uninterru
     (run_dir / "result.json").unlink()
     same_as_reference()
     assert (run_dir / "checkpoints" / "broken-checkpoint-16").is_dir()
+
+
+def test_a_full_disk_mid_checkpoint_is_one_line_and_the_rerun_ends_as_the_uninterrupted_run(tmp_path, monkeypatch):
+    import errno
+
+    import pytest
+
+    from bench.errors import DiskFull
+    from bench.trainer import BenchState
+
+    reference, _ = run_inprocess(FAST, tmp_path / "ref")
+    original = BenchState.on_save
+
+    def disk_full_at_the_last_save(self, args, state, control, **kwargs):
+        if state.global_step == 16:  # HF's files of checkpoint-16 are written; ours hit the full disk
+            raise OSError(errno.ENOSPC, "No space left on device", f"{args.output_dir}/checkpoint-16/bench_state.pt.tmp")
+        return original(self, args, state, control, **kwargs)
+
+    monkeypatch.setattr(BenchState, "on_save", disk_full_at_the_last_save)
+    with pytest.raises(DiskFull) as err:
+        run_inprocess(FAST, tmp_path / "full")
+    message = str(err.value)
+    assert "\n" not in message and "no space left on the device writing" in message and "checkpoint-16" in message
+    assert not (tmp_path / "full" / "run" / "checkpoints" / "checkpoint-16" / COMPLETE).exists()
+    monkeypatch.setattr(BenchState, "on_save", original)
+    result, _ = run_inprocess(FAST, tmp_path / "full")  # resumes from checkpoint-8; the half-written 16 is ignored
+    assert result["train_loss"] == reference["train_loss"]
+    assert result["metrics"]["eval_loss"] == reference["metrics"]["eval_loss"]
+
+
+def test_force_retrains_from_step_zero_and_keeps_the_old_run_until_the_new_one_finishes(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    import bench.run
+
+    reference, run_dir = run_inprocess(FAST, tmp_path)
+    finished = (run_dir / "result.json").read_bytes()
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed after training, before the result")
+
+    monkeypatch.setattr(bench.run, "save_final_state", killed)
+    with pytest.raises(RuntimeError):
+        run_inprocess([*FAST, "force=true"], tmp_path)
+    assert not (run_dir / "result.json").exists()
+    assert (run_dir / "replaced" / "result.json").read_bytes() == finished  # the finished run, kept aside
+    monkeypatch.undo()
+    capsys.readouterr()
+    forced, _ = run_inprocess([*FAST, "force=true"], tmp_path)
+    assert "resume:" not in capsys.readouterr().out  # from step 0: neither the finished run nor the killed attempt
+    assert forced["train_loss"] == reference["train_loss"]
+    assert forced["metrics"]["eval_loss"] == reference["metrics"]["eval_loss"]
+    assert not (run_dir / "replaced").exists()

@@ -63,7 +63,7 @@ def bad_inputs(tmp):
         (["task=alpaca", f"task.data_files.train={numeric}"], [str(numeric), "output=5 (int)", "a string"]),
         ([f"hydra.run.dir={listless}"], [f"hydra.run.dir='{listless}'", "not writable", "File exists"]),
         (["-m", "hydra/launcher=slurm"], ["hydra/launcher=slurm", "no sbatch", "valid here: basic, joblib"]),
-        (["method=prefix", "model=tiny_roberta", "task=sst2"], ["prefix: model type 'roberta'", "llama, opt"]),
+        (["method=prefix", "method.num_virtual_tokens=0"], ["prefix: invalid num_virtual_tokens=0", "an integer >= 1"]),
     ]
 
 
@@ -160,8 +160,11 @@ def test_random_kills_then_resume_match_an_uninterrupted_run(tmp_path):
     res = json.loads((run_dir / "result.json").read_text())
     assert res["steps"] == 32 and res["train_loss"] == ref["train_loss"]
     assert res["metrics"]["eval_loss"] == ref["metrics"]["eval_loss"] and res["metrics"]["density"] == ref["metrics"]["density"]
+    record = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (run_dir / ".hydra").iterdir()}
+    assert {p.name for p in record} == {"config.yaml", "overrides.yaml", "hydra.yaml"}
     again = run_cli(args, runs)
     assert again.returncode == 0 and "skip:" in again.stdout  # completed runs are skipped on re-run
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (run_dir / ".hydra").iterdir()} == record  # untouched
 
 
 def test_preempted_submitit_job_is_requeued_and_resumes(tmp_path):
