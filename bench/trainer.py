@@ -66,7 +66,7 @@ class AdapterTrainer(Trainer):
         else:
             loss, outputs = super().compute_loss(model, inputs, return_outputs=True)
         if model.training:
-            self._task_loss_sum += float(loss.detach())
+            self._task_loss_sum = self._task_loss_sum + loss.detach().double()  # no host sync per step; sums as floats did
             self._task_loss_count += 1
             extra = self.method.regularization_loss(model, progress_of(self.state))
             if extra is not None:
@@ -76,7 +76,7 @@ class AdapterTrainer(Trainer):
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         # "loss" is what is optimised (SaLoRA's includes its regulariser); "task_loss" is comparable across methods.
         if "loss" in logs and self._task_loss_count:
-            logs["task_loss"] = self._task_loss_sum / self._task_loss_count
+            logs["task_loss"] = float(self._task_loss_sum) / self._task_loss_count
             self._task_loss_sum, self._task_loss_count = 0.0, 0
         super().log(logs, *args, **kwargs)
 

@@ -73,6 +73,24 @@ class AdapterLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
+def orthogonality_gaps(matrices: Sequence[torch.Tensor], squared: bool = True) -> torch.Tensor:
+    """‖MMᵀ − I‖²_F (or ‖MMᵀ − I‖_F) of each matrix (rows as the orthonormal target), in no particular order.
+
+    One batched product per shape instead of a handful of small ops per module: on a small model the per-module
+    loop was most of SaLoRA's and AdaLoRA's step."""
+    by_shape: dict[tuple[int, ...], list[torch.Tensor]] = {}
+    for matrix in matrices:
+        by_shape.setdefault(tuple(matrix.shape), []).append(matrix)
+    gaps = []
+    for group in by_shape.values():
+        stacked = torch.stack(group)
+        gram = stacked @ stacked.transpose(1, 2)
+        eye = torch.eye(gram.shape[-1], device=gram.device, dtype=gram.dtype)
+        gap = gram - eye
+        gaps.append(gap.pow(2).sum(dim=(1, 2)) if squared else torch.linalg.matrix_norm(gap))
+    return torch.cat(gaps)
+
+
 def _module_matches(name: str, target_modules: str | Sequence[str]) -> bool:
     """peft's rule: a string is a regex on the full name; a list matches the name or its last components."""
     if isinstance(target_modules, str):

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import AdapterLinear, AdapterMethod
+from .fused_lora import fusable, lora_linear
 
 
 def kaiming_uniform_A(rows: int, cols: int, device=None) -> torch.Tensor:
@@ -39,6 +40,16 @@ class LoraLinear(AdapterLinear):
 
     def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(F.linear(self.lora_dropout(x), self.lora_A), self.lora_B) * self.scaling
+
+    def gate(self) -> torch.Tensor | None:
+        """A per-rank multiplier of the hidden x·Aᵀ (SaLoRA's G); plain LoRA has none."""
+        return None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused node (methods/fused_lora.py) where it applies; the modules' composition otherwise."""
+        if not fusable(x, self.base_layer.weight, self.lora_A):
+            return super().forward(x)
+        return lora_linear(x, self.lora_dropout(x), self.base_layer, self.lora_A, self.lora_B, self.gate(), self.scaling)
 
     def delta_weight(self) -> torch.Tensor:
         return (self.lora_B.float() @ self.lora_A.float()) * self.scaling

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from .base import AdapterMethod, require
+from .base import AdapterMethod, orthogonality_gaps, require
 
 
 def peft_task_type(model: nn.Module) -> str:
@@ -104,12 +104,10 @@ class AdaLoRA(PeftBacked):
         """peft's AdaLoRA term: the mean over P and Q matrices of ‖PᵀP − I‖_F and ‖QQᵀ − I‖_F, times the weight."""
         if not self.orth_reg_weight:
             return None
-        norms = []
-        for name, param in model.named_parameters():
-            if param.requires_grad and ("lora_A" in name or "lora_B" in name):
-                cov = param @ param.T if "lora_A" in name else param.T @ param
-                norms.append(torch.linalg.matrix_norm(cov - torch.eye(cov.shape[0], device=cov.device, dtype=cov.dtype)))
-        return self.orth_reg_weight * torch.stack(norms).mean() if norms else None
+        # P (lora_A, rows orthonormal) and Q (lora_B, columns orthonormal): ‖PPᵀ − I‖_F, ‖QᵀQ − I‖_F
+        factors = [param if "lora_A" in name else param.T for name, param in model.named_parameters()
+                   if param.requires_grad and ("lora_A" in name or "lora_B" in name)]
+        return self.orth_reg_weight * orthogonality_gaps(factors, squared=False).mean() if factors else None
 
     def after_optimizer_step(self, model: nn.Module, step: int) -> None:
         """The allocator reads the gradients: after the optimizer step, before they are zeroed (peft's contract).

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import require
+from .base import orthogonality_gaps, require
 from .lora import LoRA, LoraLinear
 
 GATE_MODES = ("dense", "stochastic", "frozen")
@@ -88,12 +88,6 @@ class SaloraLinear(LoraLinear):
         return self.r if g is None else int((g > 0).sum())
 
 
-def _orthogonality_gap(matrix: torch.Tensor) -> torch.Tensor:
-    """‖MMᵀ − I‖²_F for M with orthonormal rows as the target."""
-    gram = matrix @ matrix.T
-    return (gram - torch.eye(gram.shape[0], device=gram.device, dtype=gram.dtype)).pow(2).sum()
-
-
 class SaLoRA(LoRA):
     name = "salora"
     layer_class = SaloraLinear
@@ -149,9 +143,8 @@ class SaLoRA(LoRA):
     def orthogonal_penalty(self, model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """(Σ‖BᵀB − I‖²_F, Σ‖AAᵀ − I‖²_F) over the adapted modules."""
         layers = [layer for _, layer in self.adapted_layers(model)]
-        gap_B = sum(_orthogonality_gap(layer.lora_B.T) for layer in layers)
-        gap_A = sum(_orthogonality_gap(layer.lora_A) for layer in layers)
-        return gap_B, gap_A
+        return (orthogonality_gaps([layer.lora_B.T for layer in layers]).sum(),
+                orthogonality_gaps([layer.lora_A for layer in layers]).sum())
 
     def regularization_loss(self, model: nn.Module, progress: float) -> torch.Tensor:
         gap_B, gap_A = self.orthogonal_penalty(model)
