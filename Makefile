@@ -14,7 +14,7 @@ SEEDS      ?=
 LAUNCH     = hydra/launcher=$(LAUNCHER) $(if $(filter joblib,$(LAUNCHER)),hydra.launcher.n_jobs=$(JOBS)) $(if $(SEEDS),seed=$(SEEDS))
 STAMP      := $(VENV)/.installed
 
-.PHONY: setup test smoke reproduce report perf demo clean
+.PHONY: setup test smoke reproduce report perf perf-salora demo clean
 
 setup: $(STAMP)
 
@@ -59,6 +59,10 @@ demo: setup
 # Cost per step and memory of every method vs our LoRA, peft LoRA and the frozen-base floor (≤ 10 min on 2 cores).
 perf: setup
 	$(BIN)/python -m bench.perf
+
+# SaLoRA Table 4: LoRA vs SaLoRA step time and memory at batch 8/16/32 on RoBERTa-base/-large shapes (results/salora/).
+perf-salora: setup
+	$(BIN)/python -m bench.perf_table4
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

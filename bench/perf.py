@@ -47,6 +47,7 @@ QUICK = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "n
 LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 MORA_TYPES = ("truncation", "sharing", "decoupling", "rotation")
 SUITE_ROW = "lora (suite trainer loop)"
+ENCODERS = ("roberta", "bert")
 ADAMW_WEIGHT_DECAY = 0.01  # torch's AdamW default, which every row's optimizer had before methods built their own
 
 
@@ -109,7 +110,8 @@ def model_config(cfg) -> tuple[Any, list[str]]:
     tree = OmegaConf.merge({"paths": OmegaConf.load(conf_root / "paths" / "default.yaml")},
                            {"model": OmegaConf.load(conf_root / "model" / f"{cfg.model}.yaml")})
     model_cfg = tree.model
-    targets = list(cfg.targets or model_cfg.target_modules)
+    targets = cfg.targets or model_cfg.target_modules
+    targets = targets if isinstance(targets, str) else list(targets)  # a regex stays one string (peft's rule)
     if model_cfg.source == "config":
         return AutoConfig.for_model(**OmegaConf.to_container(model_cfg.config)), targets
     return AutoConfig.from_pretrained(model_cfg.path), targets  # the shape only; weights stay random
@@ -119,21 +121,25 @@ class Bench:
     """One base model, one batch; a `step` closure per row."""
 
     def __init__(self, cfg, r: int, device: torch.device, dtype: torch.dtype):
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
         self.cfg, self.r, self.device, self.dtype = cfg, r, device, dtype
         config, self.targets = model_config(cfg)
         torch.manual_seed(0)
-        self.base = AutoModelForCausalLM.from_config(config, dtype=dtype).to(device)
+        encoder = config.model_type in ENCODERS  # a classifier on the encoder, as the papers fine-tune them
+        auto = AutoModelForSequenceClassification if encoder else AutoModelForCausalLM
+        self.base = auto.from_config(config, dtype=dtype).to(device)
         g = torch.Generator().manual_seed(0)
         self.ids = torch.randint(0, config.vocab_size, (cfg.batch, cfg.seq_len), generator=g).to(device)
+        self.labels = (torch.randint(0, config.num_labels, (cfg.batch,), generator=g).to(device) if encoder
+                       else self.ids)
         self.shape = ModelShape.of(self.base)
         self.closers: list[Callable[[], None]] = []
         self.memory_probe: dict[str, tuple[Callable[[], set[int]], Callable[[], int]]] = {}
 
     def build(self, row: Row) -> Callable[[], None]:
         model = copy.deepcopy(self.base)
-        ids = self.ids
+        ids, labels = self.ids, self.labels
         if row.method is None:  # floor: no adapter, but gradients flow back to the inputs
             model.requires_grad_(False)
             emb = model.get_input_embeddings()
@@ -141,7 +147,7 @@ class Bench:
 
             def step():
                 embeds = emb(ids).detach().requires_grad_(True)
-                model(inputs_embeds=embeds, labels=ids).loss.backward()
+                model(inputs_embeds=embeds, labels=labels).loss.backward()
             return step
         if row.method == "peft":
             from peft import LoraConfig, get_peft_model
@@ -168,7 +174,7 @@ class Bench:
         if row.suite_loop:
             from .perf_loop import SuiteLoop
 
-            loop = SuiteLoop(model, method, ids)
+            loop = SuiteLoop(model, method, ids, labels)
             self.closers.append(loop.close)
             return loop.step
         fused = {"fused": True} if fused_adamw_works(self.device, self.dtype) else {}  # as the suite's trainer
@@ -184,7 +190,7 @@ class Bench:
         def step():
             if method is not None:
                 method.before_step(model, 0, row.progress)
-            loss = model(input_ids=ids, labels=ids).loss
+            loss = model(input_ids=ids, labels=labels).loss
             if method is not None:
                 extra = method.regularization_loss(model, row.progress)
                 if extra is not None:
@@ -350,6 +356,23 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
+def measure(bench: "Bench", rows: list[Row]) -> None:
+    """Build the rows, time them interleaved, then (if asked) each one's memory; fills each row in place."""
+    steps = {row.name: bench.build(row) for row in rows}
+    bench.time_rows(rows, steps)
+    if bench.cfg.memory:
+        if bench.device.type == "cuda":
+            bench.gpu_memory(rows, steps)
+        else:
+            for row in rows:
+                if row.name not in bench.memory_probe:
+                    continue  # the suite loop's Trainer owns its step: out of reach of the saved-tensor count
+                param_storages, optimizer_bytes = bench.memory_probe[row.name]
+                row.peak_mem_bytes = cpu_training_memory(param_storages, steps[row.name], optimizer_bytes)
+    for close in bench.closers:
+        close()
+
+
 def run(cfg) -> dict:
     device = pick_device(cfg.device)
     dtype = getattr(torch, cfg.dtype)
@@ -359,23 +382,9 @@ def run(cfg) -> dict:
         bench = Bench(cfg, r, device, dtype)
         model_params = sum(p.numel() for p in bench.base.parameters())
         rows = rows_for(r)
-        steps = {}
-        for row in rows:
-            steps[row.name] = bench.build(row)
-        bench.time_rows(rows, steps)
-        if cfg.memory:
-            if device.type == "cuda":
-                bench.gpu_memory(rows, steps)
-            else:
-                for row in rows:
-                    if row.name not in bench.memory_probe:
-                        continue  # the suite loop computes in its own thread, out of reach of the saved-tensor hooks
-                    param_storages, optimizer_bytes = bench.memory_probe[row.name]
-                    row.peak_mem_bytes = cpu_training_memory(param_storages, steps[row.name], optimizer_bytes)
+        measure(bench, rows)
         report["ranks"][str(r)] = summarise(rows, cfg)
-        for close in bench.closers:
-            close()
-        del bench, steps
+        del bench
     report["header"] = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": f"{platform.machine()}, "
         f"{torch.get_num_threads()} torch threads, {platform.processor() or platform.system()}",

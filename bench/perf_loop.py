@@ -36,7 +36,7 @@ class SuiteLoop:
     """``step()`` runs one block and returns the seconds of its last step (conf/trainer/default.yaml's loop; no
     evaluation, no checkpoints)."""
 
-    def __init__(self, model, method, ids: torch.Tensor):
+    def __init__(self, model, method, ids: torch.Tensor, labels: torch.Tensor):
         from .data import Collator
         from .records import MetricsLog
         from .run import training_arguments
@@ -49,12 +49,13 @@ class SuiteLoop:
         cfg = OmegaConf.create({"trainer": trainer_cfg, "seed": 0, "logger": {"report_to": []}})
         args = training_arguments(cfg, Path(self._tmp.name), has_eval=False)
         args.disable_tqdm = True
-        rows = [{"input_ids": row, "labels": row} for row in ids.cpu().tolist()]
+        rows = [{"input_ids": row, "labels": label} for row, label in zip(ids.cpu().tolist(), labels.cpu().tolist())]
         self.clock = StepClock()
         callbacks = [MethodHooks(method), FlopsCounter(),
                      MetricsWriter(MetricsLog(Path(self._tmp.name)), method, int(trainer_cfg.nan_patience)), self.clock]
         self.trainer = AdapterTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), callbacks=callbacks,
-                                      data_collator=Collator(0), method=method, task_kind="lm")
+                                      data_collator=Collator(0), method=method,
+                                      task_kind="lm" if labels.shape == ids.shape else "cls")
         self.trainer.remove_callback(PrinterCallback)  # the end-of-training summary line is not a perf result
 
     def step(self) -> float:

@@ -114,6 +114,43 @@ class MoraLinear(AdapterLinear):
     def mora_map(self, x: torch.Tensor) -> torch.Tensor:
         return self.decompress(F.linear(self.compress(x), self.mora_M))
 
+    # --- the fast path: truncation and sharing without copies of the activations ------------------------
+    def _fast_path(self, x: torch.Tensor) -> bool:
+        """Truncation and interleaved sharing in the base's dtype, where every input is read (k ≥ r̂): the
+        compression is slices and a block sum, the decompression adds into the frozen output in place."""
+        return (self.mora_type == "truncation" or (self.mora_type == "sharing" and self.sharing_grouping == "interleaved")) \
+            and self.in_features >= self.r_hat and x.dtype == self.mora_M.dtype == self.base_layer.weight.dtype \
+            and not torch.is_autocast_enabled(x.device.type)
+
+    def _compress_fast(self, x: torch.Tensor) -> torch.Tensor:
+        r_hat = self.r_hat
+        if self.mora_type == "truncation":
+            return x[..., :r_hat]
+        full = self.in_features // r_hat * r_hat
+        summed = x[..., :full].unflatten(-1, (full // r_hat, r_hat)).sum(dim=-2)
+        if full == self.in_features:
+            return summed
+        # the last block: the tail of x, then the wrap-around padding (padded position p reads input p mod k)
+        return summed + torch.cat([x[..., full:], x[..., : r_hat - (self.in_features - full)]], dim=-1)
+
+    def _add_decompressed(self, out: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """out += decompress(h), in place: the frozen output is not saved for its backward."""
+        d, r_hat = self.out_features, self.r_hat
+        if self.mora_type == "truncation" or d <= r_hat:
+            out[..., : min(d, r_hat)] += h[..., : min(d, r_hat)]
+            return out
+        whole = d // r_hat * r_hat  # tiling: output i reads h[i mod r̂]
+        out[..., :whole].unflatten(-1, (whole // r_hat, r_hat)).add_(h.unsqueeze(-2))
+        if whole < d:
+            out[..., whole:] += h[..., : d - whole]
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._fast_path(x):
+            return super().forward(x)
+        h = F.linear(self._compress_fast(self.lora_dropout(x)), self.mora_M)
+        return self._add_decompressed(self.base_layer(x), h)
+
     def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mora_map(self.lora_dropout(x))
 

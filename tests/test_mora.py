@@ -162,3 +162,23 @@ def test_property_delta_weight_matches_oracle_and_forward(d, k, r, mora_type):
     assert torch.allclose(layer.delta_weight(), expected, atol=1e-4)
     x = torch.randn(3, k)
     assert torch.allclose(layer(x) - layer.base_layer(x), x @ expected.T, atol=1e-3)
+
+
+@pytest.mark.parametrize("mora_type", ["truncation", "sharing"])
+@pytest.mark.parametrize("d,k", [(24, 24), (30, 24), (24, 29), (7, 40), (50, 17)])
+def test_fast_path_equals_the_composed_operators_in_values_and_gradients(mora_type, d, k):
+    """Truncation and sharing add into the frozen output in place (no padded or tiled copies); the oracle is
+    y = W x + f_decomp(M f_comp(x)) through the generic operators (compress/decompress), gradients included."""
+    torch.manual_seed(0)
+    layer = MoraLinear(nn.Linear(k, d), mora_rank(d, k, 2, mora_type), mora_type, dropout=0.0)
+    with torch.no_grad():
+        layer.mora_M.normal_()
+    x = torch.randn(3, 5, k, requires_grad=True)
+    assert layer._fast_path(x) == (k >= layer.r_hat)
+    fast = layer(x)
+    composed = layer.base_layer(x) + layer.decompress(layer.compress(x) @ layer.mora_M.T)
+    assert torch.allclose(fast, composed, atol=1e-5)
+    upstream = torch.randn_like(fast)
+    for got, want in zip(torch.autograd.grad(fast, [x, layer.mora_M], upstream),
+                         torch.autograd.grad(composed, [x, layer.mora_M], upstream)):
+        assert torch.allclose(got, want, atol=1e-4)

@@ -29,3 +29,24 @@ def test_quick_perf_writes_a_complete_table_with_finite_ratios(tmp_path):
     header = report["header"]
     assert header["device"] == "cpu" and header["versions"]["torch"] and "interleaved" in markdown
     assert "overhead beyond arithmetic" in markdown and "Goals met at r = 2" in markdown
+
+
+def test_salora_table4_has_both_rows_per_model_and_batch(tmp_path):
+    from bench.perf_table4 import main as table4
+
+    report = table4(["models=[tiny_roberta]", "batches=[2,3]", "seq_len=8", "reps=2", f"out={tmp_path}"])
+    assert [(e["batch"], e["method"]) for e in report["entries"]] == [(2, "lora"), (2, "salora"), (3, "lora"), (3, "salora")]
+    for e in report["entries"]:
+        assert math.isfinite(e["time_vs_lora"]) and e["time_vs_lora"] > 0 and e["peak_mem_mb"] > 0
+    assert "| tiny_roberta | 3 | salora (in window) |" in (tmp_path / "table4_perf.md").read_text()
+
+
+def test_salora_table4_bad_argument_is_one_line(tmp_path, capsys):
+    import pytest
+
+    from bench.perf_table4 import main as table4
+
+    with pytest.raises(SystemExit) as exit_:
+        table4(["batches=[0]", f"out={tmp_path}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and "batches=[0]" in err[0] and "integers >= 1" in err[0]
