@@ -114,6 +114,8 @@ def model_config(cfg) -> tuple[Any, list[str]]:
     targets = targets if isinstance(targets, str) else list(targets)  # a regex stays one string (peft's rule)
     if model_cfg.source == "config":
         return AutoConfig.for_model(**OmegaConf.to_container(model_cfg.config)), targets
+    if model_cfg.get("shape"):  # a hub model's shape written in its conf file: no download
+        return AutoConfig.for_model(model_cfg.model_type, **OmegaConf.to_container(model_cfg.shape)), targets
     return AutoConfig.from_pretrained(model_cfg.path), targets  # the shape only; weights stay random
 
 

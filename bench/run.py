@@ -85,6 +85,14 @@ def delta_singular_values(start: dict[str, torch.Tensor] | None, now: dict[str, 
     return {name: int((torch.linalg.svdvals(now[name] - start[name]) > threshold).sum()) for name in start}
 
 
+def time_breakdown(wall: float, loop: float, scoring: float, final_eval: float) -> dict[str, float]:
+    """Where this process's wall time went: training steps (the Trainer's loop less the periodic scoring inside it;
+    checkpoint saving included), periodic scoring, final evaluation, and the rest (start-up, loading, writing)."""
+    parts = {"training": loop - scoring, "periodic_scoring": scoring, "final_eval": final_eval}
+    parts["other"] = wall - sum(parts.values())
+    return {**{k: round(v, 3) for k, v in parts.items()}, "training_share": round(parts["training"] / wall, 4)}
+
+
 def execute(cfg: DictConfig, run_dir: Path, experiment: str | None = None) -> dict[str, Any]:
     """One run, start to result.json; a full disk anywhere is one line (DiskFull) and the same command resumes."""
     try:
@@ -155,8 +163,9 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
     flops = FlopsCounter()
     bench_state = BenchState(method, flops)
     callbacks = [MethodHooks(method), flops, MetricsWriter(metrics_log, method, cfg.trainer.nan_patience), bench_state]
-    if cfg.task.get("score_every") and scorer:
-        callbacks.append(PeriodicScore(cfg.task.score_every, score, metrics_log))
+    periodic = PeriodicScore(cfg.task.score_every, score, metrics_log) if cfg.task.get("score_every") and scorer else None
+    if periodic:
+        callbacks.append(periodic)
     checkpoint_dir = run_dir / "checkpoints"
     trainer = AdapterTrainer(
         model=model, args=training_arguments(cfg, checkpoint_dir, eval_ds is not None), train_dataset=train_ds,
@@ -170,13 +179,16 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
         print(f"resume: {resume} (step {step})")
     elif metrics_log.path.exists():
         metrics_log.path.unlink()  # a previous attempt died before its first checkpoint
+    loop_started = time.time()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    loop_s = time.time() - loop_started
 
     rows = metrics_log.rows()
     final_eval = [r["eval_loss"] for r in rows if "eval_loss" in r and r["step"] == trainer.state.global_step]
     if not final_eval and eval_ds is not None:
         final_eval = [trainer.evaluate()["eval_loss"]]
         rows = metrics_log.rows()
+    eval_started = time.time()
     metrics: dict[str, Any] = {}
     if final_eval:
         metrics["eval_loss"] = final_eval[-1]
@@ -189,6 +201,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
     if hasattr(method, "rank_pattern"):
         metrics["rank_pattern"] = method.rank_pattern(model)
         metrics["density"] = float(method.density(model))
+    eval_s = time.time() - eval_started
     delta_sv = delta_singular_values(start_weights, effective_weights(method, model))
     save_final_state(method, model, run_dir)
     exported = export_run(method, model, tokenizer, run_dir, cfg, metrics) if cfg.export else None
@@ -203,6 +216,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
         "steps": trainer.state.global_step, "examples": {"train": len(data.train), "eval": len(data.eval), "longest_tokens": longest,
                                                   "dropped_overlong": dropped, "decontaminated": data.decontaminated},
         "data_sources": data.sources, "wall_s": round(time.time() - started, 3),
+        "time_s": time_breakdown(time.time() - started, loop_s, periodic.seconds if periodic else 0.0, eval_s),
         "config": OmegaConf.to_container(cfg, resolve=True), "versions": versions(), "git_sha": git_sha(),
     }
     if rows:

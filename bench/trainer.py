@@ -7,9 +7,10 @@ method reaches training only through the hooks on ``methods.AdapterMethod``.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import json
 import math
+import shutil
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -153,11 +154,14 @@ class PeriodicScore(TrainerCallback):
 
     def __init__(self, every: int, score: Callable[[Any], dict], log: MetricsLog):
         self.every, self.score, self.log = every, score, log
+        self.seconds = 0.0  # this process's scoring time, for the run's time breakdown
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if self.every and state.global_step % self.every == 0:
             was_training = model.training
+            started = time.perf_counter()
             metrics = self.score(model)
+            self.seconds += time.perf_counter() - started
             model.train(was_training)
             self.log.append({"step": state.global_step, **{k: v for k, v in metrics.items() if not k.endswith(("_n", "_stderr"))}})
 

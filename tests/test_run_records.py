@@ -30,3 +30,14 @@ def test_the_singular_values_of_a_restarted_run_count_the_merged_updates(tmp_pat
     now = {"m": start["m"] + merged + live}
     assert delta_singular_values(start, now, threshold=1e-3) == {"m": 8}
     assert delta_singular_values(None, now) is None
+
+
+def test_the_result_says_where_the_wall_time_went(tmp_path):
+    from tests.bench_helpers import FAST, run_inprocess
+
+    result, _ = run_inprocess([*FAST, "task.score_every=8"], tmp_path)
+    parts = result["time_s"]
+    assert parts["training"] > 0 and parts["periodic_scoring"] > 0 and parts["final_eval"] > 0 and parts["other"] > 0
+    total = parts["training"] + parts["periodic_scoring"] + parts["final_eval"] + parts["other"]
+    assert abs(total - result["wall_s"]) < 0.05
+    assert abs(parts["training_share"] - parts["training"] / result["wall_s"]) < 1e-3
