@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from transformers import TrainingArguments, set_seed
 
+from . import distributed
 from .data import Collator, encode, fit_examples
 from .errors import DiskFull, UserError, is_disk_full
 from .evaluate import evaluate_final, scorer_for
@@ -107,14 +108,19 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
     validate_config(cfg)  # before anything is read, written or skipped: `force=maybe` must not retrain
     if cfg.get("smoke"):
         apply_smoke(cfg)  # the paper-scale job on a miniature of its model and the local sample data
+    distributed.adopt_submitit_world()
+    distributed.split_global_batch(cfg)  # W processes: the same global batch (bench/distributed.py)
+    distributed.start()
     run_dir.mkdir(parents=True, exist_ok=True)
     done = completed_result(run_dir)
     if done is not None and not cfg.force:
         print(f"skip: {run_dir / RESULT} exists (force=true retrains)")
         return done
-    if cfg.force:
-        set_aside_previous_run(run_dir)  # from step 0, never continuing a finished run; the old one kept until the end
-    write_run_config(cfg, run_dir)
+    if distributed.is_main():  # one writer; the others wait for the run directory to be ready
+        if cfg.force:
+            set_aside_previous_run(run_dir)  # from step 0, never continuing a finished run; old one kept until the end
+        write_run_config(cfg, run_dir)
+    distributed.barrier()
     check_environment(cfg)
     if cfg.logger.get("wandb_mode"):
         os.environ.setdefault("WANDB_MODE", cfg.logger.wandb_mode)
@@ -172,22 +178,29 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
         eval_dataset=eval_ds, data_collator=Collator(tokenizer.pad_token_id), processing_class=tokenizer,
         callbacks=callbacks, method=method, task_kind=spec.kind,
     )
-    resume = last_complete_checkpoint(checkpoint_dir)
+    resume = last_complete_checkpoint(checkpoint_dir) if distributed.is_main() else None  # it may set one aside
+    distributed.barrier()
+    if not distributed.is_main():
+        resume = last_complete_checkpoint(checkpoint_dir)
     if resume is not None:
         step = bench_state.restore(resume, model)
-        metrics_log.truncate_after(step)
+        if distributed.is_main():
+            metrics_log.truncate_after(step)
         print(f"resume: {resume} (step {step})")
-    elif metrics_log.path.exists():
+    elif metrics_log.path.exists() and distributed.is_main():
         metrics_log.path.unlink()  # a previous attempt died before its first checkpoint
     loop_started = time.time()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     loop_s = time.time() - loop_started
 
-    rows = metrics_log.rows()
-    final_eval = [r["eval_loss"] for r in rows if "eval_loss" in r and r["step"] == trainer.state.global_step]
+    # Decided from the Trainer's own history, which every process holds alike (evaluate() is collective).
+    final_eval = [h["eval_loss"] for h in trainer.state.log_history
+                  if "eval_loss" in h and h.get("step") == trainer.state.global_step]
     if not final_eval and eval_ds is not None:
         final_eval = [trainer.evaluate()["eval_loss"]]
-        rows = metrics_log.rows()
+    if not distributed.is_main():
+        return {"status": "ok", "rank": distributed.rank()}  # rank 0 scores, exports and writes the result
+    rows = metrics_log.rows()
     eval_started = time.time()
     metrics: dict[str, Any] = {}
     if final_eval:
@@ -213,8 +226,9 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
         "train_loss": [[r["step"], r.get("task_loss", r["loss"])] for r in rows if "loss" in r],
         "eval_loss": [[r["step"], r["eval_loss"]] for r in rows if "eval_loss" in r],
         "trainable_params": trainable, "total_params": total, "train_flops": flops.flops,
-        "steps": trainer.state.global_step, "examples": {"train": len(data.train), "eval": len(data.eval), "longest_tokens": longest,
-                                                  "dropped_overlong": dropped, "decontaminated": data.decontaminated},
+        "steps": trainer.state.global_step, "world_size": distributed.world_size(),
+        "examples": {"train": len(data.train), "eval": len(data.eval), "longest_tokens": longest,
+                     "dropped_overlong": dropped, "decontaminated": data.decontaminated},
         "data_sources": data.sources, "wall_s": round(time.time() - started, 3),
         "time_s": time_breakdown(time.time() - started, loop_s, periodic.seconds if periodic else 0.0, eval_s),
         "config": OmegaConf.to_container(cfg, resolve=True), "versions": versions(), "git_sha": git_sha(),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback
 
@@ -77,7 +78,12 @@ class AdapterTrainer(Trainer):
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         # "loss" is what is optimised (SaLoRA's includes its regulariser); "task_loss" is comparable across methods.
         if "loss" in logs and self._task_loss_count:
-            logs["task_loss"] = float(self._task_loss_sum) / self._task_loss_count
+            total = torch.stack([torch.as_tensor(self._task_loss_sum, dtype=torch.float64).cpu(),
+                                 torch.tensor(float(self._task_loss_count), dtype=torch.float64)])
+            if dist.is_initialized():  # every process's micro-batches, as one process would have averaged them
+                total = total.to(self.args.device)
+                dist.all_reduce(total)
+            logs["task_loss"] = float(total[0]) / float(total[1])
             self._task_loss_sum, self._task_loss_count = 0.0, 0
         super().log(logs, *args, **kwargs)
 
@@ -145,6 +151,8 @@ class MetricsWriter(TrainerCallback):
                                     f"(trainer.nan_patience={self.patience})", state.global_step)
         else:
             self._bad = 0
+        if not state.is_world_process_zero:
+            return  # one writer: every process sees the same gathered loss, so the checks above agree
         row.update(self.method.log_stats(model))
         self.log.append({"step": state.global_step, **row})
 
@@ -157,7 +165,7 @@ class PeriodicScore(TrainerCallback):
         self.seconds = 0.0  # this process's scoring time, for the run's time breakdown
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if self.every and state.global_step % self.every == 0:
+        if self.every and state.global_step % self.every == 0 and state.is_world_process_zero:
             was_training = model.training
             started = time.perf_counter()
             metrics = self.score(model)
@@ -173,6 +181,10 @@ class BenchState(TrainerCallback):
         self.method, self.flops = method, flops
 
     def on_save(self, args, state, control, model=None, **kwargs):
+        if dist.is_initialized():
+            dist.barrier()  # every process's files (its RNG state) are in the checkpoint before its digest is taken
+        if not state.is_world_process_zero:
+            return
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         payload = {"method": self.method.state_dict(model), "flops": self.flops.flops,
                    "tokens_seen": self.flops._tokens_seen, "step": state.global_step}
