@@ -255,7 +255,7 @@ def metric_value(run: Run, paper: str, metric: str, task: str, setting: str) -> 
         key = GLUE_METRIC.get(r.get("task"), "acc")
         return 100 * metrics[key] if key in metrics else None
     if metric == "SPS":
-        return 100 * (1 - metrics["density"]) if "density" in metrics else None
+        return 1 - metrics["density"] if "density" in metrics else None  # a fraction, as the paper's 0.37/0.42/0.43
     if metric in ("perplexity", "PPL"):
         return metrics.get("perplexity")
     if metric == "eval_loss":

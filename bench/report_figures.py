@@ -150,17 +150,34 @@ def salora_fig6(runs, path):
     return _save(fig, path)
 
 
+# Fig. 7's columns, keyed by the module's path inside its layer (RoBERTa names three of them "dense").
+PAPER_MODULES = {"attention.self.query": "Wq", "attention.self.key": "Wk", "attention.self.value": "Wv",
+                 "attention.output.dense": "Wo", "intermediate.dense": "Wu", "output.dense": "Wd",
+                 "self_attn.q_proj": "Wq", "self_attn.k_proj": "Wk", "self_attn.v_proj": "Wv", "self_attn.o_proj": "Wo",
+                 "mlp.gate_proj": "Wg", "mlp.up_proj": "Wu", "mlp.down_proj": "Wd"}
+PAPER_MODULE_ORDER = ["Wq", "Wk", "Wv", "Wo", "Wg", "Wu", "Wd"]
+
+
+def _layer_and_path(name: str) -> tuple[int, str]:
+    """'roberta.encoder.layer.3.attention.self.query' → (3, 'attention.self.query')."""
+    parts = name.split(".")
+    at = next(i for i, part in enumerate(parts) if part.isdigit())
+    return int(parts[at]), ".".join(parts[at + 1:])
+
+
 def salora_fig7(runs, path):
     run = _salora_window_run(runs)
     if run is None or "rank_pattern" not in run.result.get("metrics", {}):
         return False
     pattern = run.result["metrics"]["rank_pattern"]
-    layers = sorted({int(p) for name in pattern for p in name.split(".") if p.isdigit()})
-    kinds = sorted({name.rsplit(".", 1)[-1] for name in pattern})
-    grid = [[next((v for n, v in pattern.items() if f".{layer}." in n and n.endswith(kind)), float("nan")) for kind in kinds] for layer in layers]
+    cells = {_layer_and_path(name): kept for name, kept in pattern.items()}
+    layers = sorted({layer for layer, _ in cells})
+    kinds = sorted({path for _, path in cells}, key=lambda path: (PAPER_MODULE_ORDER.index(PAPER_MODULES[path])
+                                                                 if path in PAPER_MODULES else len(PAPER_MODULE_ORDER), path))
+    grid = [[cells.get((layer, kind), float("nan")) for kind in kinds] for layer in layers]
     fig, ax = plt.subplots(figsize=(1 + 0.8 * len(kinds), 1 + 0.5 * len(layers)))
     im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=run.cfg["method"]["r"])
-    ax.set_xticks(range(len(kinds)), kinds, rotation=45, fontsize=8)
+    ax.set_xticks(range(len(kinds)), [PAPER_MODULES.get(kind, kind) for kind in kinds], rotation=45, fontsize=8)
     ax.set_yticks(range(len(layers)), [f"layer {layer}" for layer in layers], fontsize=8)
     for i, row in enumerate(grid):
         for j, v in enumerate(row):

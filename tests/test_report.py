@@ -125,3 +125,14 @@ def test_an_unwritable_out_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(err) == 1, err
     assert err[0].startswith("error: --out=") and "valid: a directory you can write" in err[0]
+
+
+def test_fig7_columns_are_keyed_by_path_so_robertas_three_dense_modules_stay_apart():
+    from bench.report_figures import PAPER_MODULES, _layer_and_path
+
+    names = [f"roberta.encoder.layer.{i}.{path}" for i in (0, 11) for path in (
+        "attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+        "intermediate.dense", "output.dense")]
+    cells = {_layer_and_path(name) for name in names}
+    assert len(cells) == 12
+    assert {PAPER_MODULES[path] for layer, path in cells if layer == 0} == {"Wq", "Wk", "Wv", "Wo", "Wu", "Wd"}
