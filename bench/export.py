@@ -84,6 +84,8 @@ def export_peft(method: AdapterMethod, model, out_dir: Path, base_model: str, ca
         rank_pattern[name] = A.shape[0]
         tensors[f"base_model.model.{name}.lora_A.weight"] = A.contiguous().cpu()
         tensors[f"base_model.model.{name}.lora_B.weight"] = B.contiguous().cpu()
+        if method.bias == "lora_only" and layer.base_layer.bias is not None:  # trained with the adapter
+            tensors[f"base_model.model.{name}.base_layer.bias"] = layer.base_layer.bias.detach().contiguous().cpu()
     if not targets:
         raise ValueError("every adapted module was pruned: nothing to export")
     ranks = sorted(set(rank_pattern.values()))
@@ -91,6 +93,7 @@ def export_peft(method: AdapterMethod, model, out_dir: Path, base_model: str, ca
         r=ranks[0], lora_alpha=ranks[0], target_modules=targets,
         rank_pattern=rank_pattern, alpha_pattern={k: v for k, v in rank_pattern.items()},  # scale 1 per module
         lora_dropout=getattr(method, "dropout", 0.0), base_model_name_or_path=base_model, task_type=card.get("task_type"),
+        bias=method.bias,
     )
     config.save_pretrained(str(out_dir))
     save_file(tensors, str(out_dir / "adapter_model.safetensors"))

@@ -446,6 +446,13 @@ def parse_args(argv: list[str]):
     return cfg
 
 
+def write_outputs(out: Path, stem: str, report: dict, markdown: str) -> Path:
+    """<stem>.json (the numbers) and <stem>.md (the page), atomically; returns the page's path."""
+    atomic_write_json(out / f"{stem}.json", report)
+    atomic_write_text(out / f"{stem}.md", markdown)
+    return out / f"{stem}.md"
+
+
 def main(argv: list[str] | None = None) -> dict:
     try:
         cfg = parse_args(sys.argv[1:] if argv is None else argv)
@@ -454,10 +461,7 @@ def main(argv: list[str] | None = None) -> dict:
     if cfg.quick:
         cfg = OmegaConf.merge(cfg, {"reps": min(cfg.reps, 3), "warmup": 1, "batch": 2, "seq_len": 16, "ranks": [2, 4]})
     report = run(cfg)
-    out = Path(cfg.out_dir)
-    atomic_write_json(out / "perf.json", report)
-    atomic_write_text(out / "perf.md", render(report))
-    print(f"perf: {out / 'perf.md'}")
+    print(f"perf: {write_outputs(Path(cfg.out_dir), 'perf', report, render(report))}")
     return report
 
 

@@ -21,8 +21,8 @@ import torch
 from omegaconf import OmegaConf
 
 from .errors import UserError, report_and_exit
-from .perf import Bench, Row, measure, parse_args, pick_device
-from .records import atomic_write_json, atomic_write_text, require_writable_dir, versions
+from .perf import Bench, Row, measure, parse_args, pick_device, write_outputs
+from .records import require_writable_dir, versions
 from .validate import is_int
 
 DEFAULTS = OmegaConf.create({"models": ["roberta-base", "roberta-large"], "batches": [8, 16, 32], "seq_len": 128,
@@ -109,10 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     except UserError as err:
         report_and_exit(err)
     report = run(cfg)
-    out = Path(cfg.out)
-    atomic_write_json(out / "table4_perf.json", report)
-    atomic_write_text(out / "table4_perf.md", render(report))
-    print(f"perf_table4: {out / 'table4_perf.md'}")
+    print(f"perf_table4: {write_outputs(Path(cfg.out), 'table4_perf', report, render(report))}")
     return report
 
 

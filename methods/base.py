@@ -104,6 +104,9 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, child, module)
 
 
+BIAS_MODES = ("none", "lora_only")  # peft's names; "lora_only": the adapted layers' biases train with the adapter
+
+
 class AdapterMethod:
     """A method's configuration plus the model-level operations: apply, adapted_layers, merge.
 
@@ -133,6 +136,7 @@ class AdapterMethod:
         target_modules: str | Sequence[str] = ("q_proj", "v_proj"),
         use_rslora: bool = False,
         modules_to_save: Sequence[str] = (),
+        bias: str = "none",
     ):
         require(isinstance(r, int) and not isinstance(r, bool) and r > 0, self.name, "r", r, "an integer >= 1")
         alpha = float(r) if alpha is None else alpha
@@ -148,6 +152,8 @@ class AdapterMethod:
         self.target_modules = target_modules if isinstance(target_modules, str) else list(target_modules)
         self.use_rslora = bool(use_rslora)
         self.modules_to_save = list(modules_to_save)
+        require(bias in BIAS_MODES, self.name, "bias", bias, ", ".join(BIAS_MODES))
+        self.bias = bias
 
     # ------------------------------------------------------------------ public API
     def scaling_for(self, r: int) -> float:
@@ -167,6 +173,10 @@ class AdapterMethod:
             param.requires_grad_(False)
         for name, module in targets:
             _set_submodule(model, name, self.make_layer(name, module))
+        if self.bias == "lora_only":  # peft's bias="lora_only": the adapted layers' own biases train too
+            for _, layer in self.adapted_layers(model):
+                if layer.base_layer.bias is not None:
+                    layer.base_layer.bias.requires_grad_(True)
         self._unfreeze_modules_to_save(model)
         return model
 
@@ -256,6 +266,7 @@ class AdapterMethod:
             "dropout": self.dropout,
             "target_modules": self.target_modules,
             "use_rslora": self.use_rslora,
+            "bias": self.bias,
         }
 
     def __repr__(self) -> str:

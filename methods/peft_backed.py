@@ -54,7 +54,7 @@ class DoRA(PeftBacked):
 
         return LoraConfig(task_type=task_type, r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
                           target_modules=self.target_modules, use_rslora=self.use_rslora, use_dora=True,
-                          modules_to_save=self._modules_to_save())
+                          modules_to_save=self._modules_to_save(), bias=self.bias)
 
 
 class AdaLoRA(PeftBacked):
@@ -91,7 +91,7 @@ class AdaLoRA(PeftBacked):
 
         return AdaLoraConfig(task_type=task_type, init_r=self.r, target_r=self.target_r, lora_alpha=self.alpha,
                              lora_dropout=self.dropout, target_modules=self.target_modules, deltaT=self.delta_t,
-                             orth_reg_weight=0.0, modules_to_save=self._modules_to_save(),
+                             orth_reg_weight=0.0, modules_to_save=self._modules_to_save(), bias=self.bias,
                              **self.schedule(self.total_step or self.PLACEHOLDER_STEPS))
 
     def on_train_begin(self, model: nn.Module, total_steps: int) -> None:
