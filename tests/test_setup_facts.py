@@ -113,3 +113,12 @@ def test_a_changed_fact_fails_with_one_line_naming_it():
     broken = {**row, "expected": "1.0e-3"}
     lines = breaches(broken)
     assert len(lines) == 1 and lines[0].startswith("mora_pretrain: trainer.learning_rate=0.0005 but the paper's")
+
+
+def test_every_paper_scale_experiment_is_held_against_the_published_setup():
+    """No paper-scale sweep escapes the check: each has at least one stated fact in setup_checks.csv."""
+    from bench.papers import PAPERS, load
+
+    checked = {row["experiment"] for row in CHECKS}
+    unchecked = [e for paper in PAPERS for e in load(paper).experiment_files("paper") if e not in checked]
+    assert not unchecked, f"paper-scale experiments with no row in setup_checks.csv: {unchecked}"
