@@ -13,12 +13,15 @@ prepare the run directory while the others wait.
 from __future__ import annotations
 
 import os
+from typing import Callable, TypeVar
 
 import torch
 import torch.distributed as dist
 from omegaconf import DictConfig, open_dict
 
 from .errors import UserError
+
+T = TypeVar("T")
 
 
 def adopt_submitit_world() -> None:
@@ -61,6 +64,16 @@ def start() -> None:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+def main_first(work: Callable[[], T]) -> T:
+    """Rank 0 does ``work`` first (it may write, rename or set aside); the others do it once rank 0 is done."""
+    if is_main():
+        result = work()
+    barrier()
+    if not is_main():
+        result = work()
+    return result
 
 
 def split_global_batch(cfg: DictConfig) -> None:

@@ -46,6 +46,7 @@ QUICK = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "n
          "num_key_value_heads": 4, "vocab_size": 256}
 LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 MORA_TYPES = ("truncation", "sharing", "decoupling", "rotation")
+FLOOR_ROW = "floor (frozen base)"
 SUITE_ROW = "lora (suite trainer loop)"
 ENCODERS = ("roberta", "bert")
 ADAMW_WEIGHT_DECAY = 0.01  # torch's AdamW default, which every row's optimizer had before methods built their own
@@ -67,7 +68,7 @@ class Row:
 
 
 def rows_for(r: int) -> list[Row]:
-    rows = [Row("floor (frozen base)", None), Row("lora", "lora"), Row(SUITE_ROW, "lora", suite_loop=True),
+    rows = [Row(FLOOR_ROW, None), Row("lora", "lora"), Row(SUITE_ROW, "lora", suite_loop=True),
             Row("peft lora", "peft"), Row("olora", "olora"),
             Row("cola (2 links)", "cola", {"knots": [0.5]}),
             Row("salora (in window)", "salora", progress=0.25), Row("salora (outside window)", "salora", progress=0.9)]
@@ -137,6 +138,8 @@ class Bench:
                        else self.ids)
         self.shape = ModelShape.of(self.base)
         self.closers: list[Callable[[], None]] = []
+        # the suite trainer's optimizer, torch's fused AdamW, where this device and dtype have the kernel
+        self.optimizer_kwargs = {"fused": True} if fused_adamw_works(device, dtype) else {}
         self.memory_probe: dict[str, tuple[Callable[[], set[int]], Callable[[], int]]] = {}
 
     def build(self, row: Row) -> Callable[[], None]:
@@ -179,9 +182,8 @@ class Bench:
             loop = SuiteLoop(model, method, ids, labels)
             self.closers.append(loop.close)
             return loop.step
-        fused = {"fused": True} if fused_adamw_works(self.device, self.dtype) else {}  # as the suite's trainer
-        optimizer = (method.build_optimizer(model, torch.optim.AdamW, 1e-4, ADAMW_WEIGHT_DECAY, **fused)
-                     if method is not None else torch.optim.AdamW(params, lr=1e-4, **fused))
+        optimizer = (method.build_optimizer(model, torch.optim.AdamW, 1e-4, ADAMW_WEIGHT_DECAY, **self.optimizer_kwargs)
+                     if method is not None else torch.optim.AdamW(params, lr=1e-4, **self.optimizer_kwargs))
         model.train()
         self.memory_probe[row.name] = (
             lambda: {p.untyped_storage().data_ptr() for p in model.parameters()},
@@ -271,28 +273,35 @@ def cpu_training_memory(model_params: Callable[[], set[int]], step: Callable[[],
     return sum(saved.values()) + optimizer_state()
 
 
+def median_iqr(samples: list[float]) -> tuple[float, float]:
+    median = statistics.median(samples)
+    if len(samples) < 2:
+        return median, 0.0
+    q1, _, q3 = statistics.quantiles(samples, n=4)
+    return median, q3 - q1
+
+
 def summarise(rows: list[Row], cfg) -> list[dict]:
     by_name = {row.name: row for row in rows}
     tokens = cfg.batch * cfg.seq_len
     out = []
     for row in rows:
-        median = statistics.median(row.samples)
+        median, iqr = median_iqr(row.samples)
         amortised = median + (row.one_time_s * row.one_time_count / cfg.epoch_steps if row.method != "olora" else 0.0)
-        q1, _, q3 = statistics.quantiles(row.samples, n=4) if len(row.samples) >= 2 else (median, median, median)
         out.append({
-            "row": row.name, "median_step_ms": 1e3 * median, "iqr_ms": 1e3 * (q3 - q1),
+            "row": row.name, "median_step_ms": 1e3 * median, "iqr_ms": 1e3 * iqr,
             "amortised_step_ms": 1e3 * amortised, "tokens_per_s": tokens / median, "trainable_params": row.trainable,
             "peak_mem_mb": None if row.peak_mem_bytes is None else row.peak_mem_bytes / 2**20,
             "one_time_s": row.one_time_s or None,
             "one_time_share_of_epoch": (row.one_time_s / (row.one_time_s + cfg.epoch_steps * median)) if row.method == "olora" else None,
         })
-    base = {name: statistics.median(by_name[name].samples) for name in ("lora", "peft lora", "floor (frozen base)")}
+    base = {name: statistics.median(by_name[name].samples) for name in ("lora", "peft lora", FLOOR_ROW)}
     mem = {name: by_name[name].peak_mem_bytes for name in ("lora", "peft lora")}
     for entry in out:
         step = entry["amortised_step_ms"] / 1e3
         entry["vs_lora"] = step / base["lora"]
         entry["vs_peft_lora"] = step / base["peft lora"]
-        entry["vs_floor"] = step / base["floor (frozen base)"]
+        entry["vs_floor"] = step / base[FLOOR_ROW]
         entry["arithmetic_vs_floor"] = by_name[entry["row"]].predicted_vs_floor
         entry["overhead_beyond_arithmetic"] = entry["vs_floor"] / entry["arithmetic_vs_floor"]
         peak = by_name[entry["row"]].peak_mem_bytes
@@ -317,7 +326,7 @@ def goals_for(entry: dict, rank: str) -> list[tuple[str, bool]]:
     """(label, met) for each goal that applies to this row at this rank; the overhead goal applies to every row
     with arithmetic beyond the floor's."""
     goals = [(key, limit) for key, limit, ranks in GOALS.get(entry["row"], []) if ranks is None or rank in ranks]
-    if entry["row"] != "floor (frozen base)" and not entry["row"].endswith("(suite trainer loop)"):
+    if entry["row"] not in (FLOOR_ROW, SUITE_ROW):
         goals.append(("overhead_beyond_arithmetic", OVERHEAD_LIMIT))
     return [(f"{GOAL_LABELS[key]} ≤ {limit:.2f}", entry[key] <= limit) for key, limit in goals]
 

@@ -12,7 +12,6 @@ values are not transcribed (bench/published/salora_table4.csv says why), so that
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 from omegaconf import OmegaConf
 
 from .errors import UserError, report_and_exit
-from .perf import Bench, Row, measure, parse_args, pick_device, write_outputs
+from .perf import Bench, Row, measure, median_iqr, parse_args, pick_device, write_outputs
 from .records import require_writable_dir, versions
 from .validate import is_int
 
@@ -40,9 +39,8 @@ def parse(argv: list[str]):
         if "=" not in arg or key not in DEFAULTS:
             raise UserError(f"perf_table4: {arg!r} is not one of {', '.join(f'{k}=…' for k in DEFAULTS)}")
     cfg = OmegaConf.merge(DEFAULTS, OmegaConf.from_dotlist(argv))
-    for key in ("batches",):
-        if not OmegaConf.is_list(cfg[key]) or not cfg[key] or any(not is_int(b) or b < 1 for b in cfg[key]):
-            raise UserError(f"perf_table4: {key}={cfg[key]!r} is not valid; valid: a list of integers >= 1")
+    if not OmegaConf.is_list(cfg.batches) or not cfg.batches or any(not is_int(b) or b < 1 for b in cfg.batches):
+        raise UserError(f"perf_table4: batches={cfg.batches!r} is not valid; valid: a list of integers >= 1")
     if not OmegaConf.is_list(cfg.models) or not cfg.models:
         raise UserError(f"perf_table4: models={cfg.models!r} is not valid; valid: a list of conf/model names")
     for model in cfg.models:  # each through bench.perf's own checks (model name, device, dtype, sizes)
@@ -63,16 +61,15 @@ def run(cfg) -> dict:
             bench = Bench(perf_cfg, RANK, device, dtype)
             measured = rows()
             measure(bench, measured)
-            lora, salora = measured
+            lora = measured[0]  # rows() puts LoRA first: the reference of both ratios
+            lora_median, lora_mem = median_iqr(lora.samples)[0], lora.peak_mem_bytes
             for row in measured:
-                median = statistics.median(row.samples)
-                q1, _, q3 = statistics.quantiles(row.samples, n=4)
+                median, iqr = median_iqr(row.samples)
                 entries.append({"model": model, "batch": batch, "method": row.method, "row": row.name,
-                                "median_step_ms": 1e3 * median, "iqr_ms": 1e3 * (q3 - q1),
+                                "median_step_ms": 1e3 * median, "iqr_ms": 1e3 * iqr,
                                 "peak_mem_mb": row.peak_mem_bytes / 2**20 if row.peak_mem_bytes is not None else None,
-                                "time_vs_lora": median / statistics.median(lora.samples),
-                                "mem_vs_lora": (row.peak_mem_bytes / lora.peak_mem_bytes
-                                                if row.peak_mem_bytes and lora.peak_mem_bytes else None)})
+                                "time_vs_lora": median / lora_median,
+                                "mem_vs_lora": row.peak_mem_bytes / lora_mem if row.peak_mem_bytes and lora_mem else None})
             del bench
     header = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads",

@@ -178,10 +178,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
         eval_dataset=eval_ds, data_collator=Collator(tokenizer.pad_token_id), processing_class=tokenizer,
         callbacks=callbacks, method=method, task_kind=spec.kind,
     )
-    resume = last_complete_checkpoint(checkpoint_dir) if distributed.is_main() else None  # it may set one aside
-    distributed.barrier()
-    if not distributed.is_main():
-        resume = last_complete_checkpoint(checkpoint_dir)
+    resume = distributed.main_first(lambda: last_complete_checkpoint(checkpoint_dir))  # it may set a damaged one aside
     if resume is not None:
         step = bench_state.restore(resume, model)
         if distributed.is_main():
@@ -192,6 +189,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
     loop_started = time.time()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     loop_s = time.time() - loop_started
+    eval_started = time.time()
 
     # Decided from the Trainer's own history, which every process holds alike (evaluate() is collective).
     final_eval = [h["eval_loss"] for h in trainer.state.log_history
@@ -201,7 +199,6 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
     if not distributed.is_main():
         return {"status": "ok", "rank": distributed.rank()}  # rank 0 scores, exports and writes the result
     rows = metrics_log.rows()
-    eval_started = time.time()
     metrics: dict[str, Any] = {}
     if final_eval:
         metrics["eval_loss"] = final_eval[-1]
@@ -218,6 +215,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
     delta_sv = delta_singular_values(start_weights, effective_weights(method, model))
     save_final_state(method, model, run_dir)
     exported = export_run(method, model, tokenizer, run_dir, cfg, metrics) if cfg.export else None
+    wall_s = time.time() - started
     result = {
         "experiment": experiment, "method": method.name, "model": cfg.model.name, "task": cfg.task.name, "rank": cfg.method.r,
         "seed": cfg.seed, "scale": cfg.scale.name, "smoke": bool(cfg.get("smoke")), "status": "ok", "metrics": metrics,
@@ -229,8 +227,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
         "steps": trainer.state.global_step, "world_size": distributed.world_size(),
         "examples": {"train": len(data.train), "eval": len(data.eval), "longest_tokens": longest,
                      "dropped_overlong": dropped, "decontaminated": data.decontaminated},
-        "data_sources": data.sources, "wall_s": round(time.time() - started, 3),
-        "time_s": time_breakdown(time.time() - started, loop_s, periodic.seconds if periodic else 0.0, eval_s),
+        "data_sources": data.sources, "wall_s": round(wall_s, 3),
+        "time_s": time_breakdown(wall_s, loop_s, periodic.seconds if periodic else 0.0, eval_s),
         "config": OmegaConf.to_container(cfg, resolve=True), "versions": versions(), "git_sha": git_sha(),
     }
     if rows:

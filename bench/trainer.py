@@ -78,10 +78,9 @@ class AdapterTrainer(Trainer):
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         # "loss" is what is optimised (SaLoRA's includes its regulariser); "task_loss" is comparable across methods.
         if "loss" in logs and self._task_loss_count:
-            total = torch.stack([torch.as_tensor(self._task_loss_sum, dtype=torch.float64).cpu(),
-                                 torch.tensor(float(self._task_loss_count), dtype=torch.float64)])
+            total = torch.tensor([0.0, self._task_loss_count], dtype=torch.float64, device=self.args.device)
+            total[0] += self._task_loss_sum
             if dist.is_initialized():  # every process's micro-batches, as one process would have averaged them
-                total = total.to(self.args.device)
                 dist.all_reduce(total)
             logs["task_loss"] = float(total[0]) / float(total[1])
             self._task_loss_sum, self._task_loss_count = 0.0, 0

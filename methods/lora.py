@@ -39,10 +39,14 @@ class LoraLinear(AdapterLinear):
         self.retired_links: list[tuple[torch.Tensor, torch.Tensor, float]] = []
 
     def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(F.linear(self.lora_dropout(x), self.lora_A), self.lora_B) * self.scaling
+        hidden = F.linear(self.lora_dropout(x), self.lora_A)
+        gate = self.gate()
+        if gate is not None:
+            hidden = hidden * gate.to(hidden.dtype)
+        return F.linear(hidden, self.lora_B) * self.scaling
 
     def gate(self) -> torch.Tensor | None:
-        """A per-rank multiplier of the hidden x·Aᵀ (SaLoRA's G); plain LoRA has none."""
+        """A per-rank multiplier of the hidden x·Aᵀ (SaLoRA's G) for both paths, fused and composed; plain LoRA has none."""
         return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,6 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import orthogonality_gaps, require
@@ -70,13 +69,6 @@ class SaloraLinear(LoraLinear):
         """E‖G‖₀ = Σ P(g > 0) = Σ σ(log θ − τ·log(−γ/ζ))."""
         shift = self.temperature * math.log(-self.gamma / self.zeta)
         return torch.sigmoid(self.gate_log_alpha - shift).sum()
-
-    def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
-        hidden = F.linear(self.lora_dropout(x), self.lora_A)
-        g = self.gate()
-        if g is not None:
-            hidden = hidden * g.to(hidden.dtype)
-        return F.linear(hidden, self.lora_B) * self.scaling
 
     def delta_weight(self) -> torch.Tensor:
         g = self.effective_gate()

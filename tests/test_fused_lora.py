@@ -54,13 +54,17 @@ def test_a_trainable_bias_gets_its_gradient():
     assert torch.equal(grad, torch.full((4,), 3.0))
 
 
-def test_mixed_dtypes_take_the_composed_path_and_agree():
+@pytest.mark.parametrize("with_gate", [False, True])
+def test_mixed_dtypes_take_the_composed_path_and_agree(with_gate):
     torch.manual_seed(0)
     layer = LoraLinear(nn.Linear(8, 8).to(torch.bfloat16), r=2, scaling=1.0, dropout=0.0)
     with torch.no_grad():
         layer.lora_B.normal_()
+    gate = torch.tensor([0.3, 1.0]) if with_gate else torch.ones(2)
+    if with_gate:
+        layer.gate = lambda: gate
     x = torch.randn(4, 8, dtype=torch.bfloat16)
     out = layer(x)
     assert out.dtype == torch.bfloat16
-    dense = layer.base_layer(x).float() + x.float() @ (layer.lora_B @ layer.lora_A).T
+    dense = layer.base_layer(x).float() + x.float() @ (layer.lora_B @ torch.diag(gate) @ layer.lora_A).T
     assert torch.allclose(out.float(), dense, atol=5e-2)
