@@ -66,6 +66,14 @@ def barrier() -> None:
         dist.barrier()
 
 
+def finish() -> None:
+    """Every process waits until rank 0 has written the run's files, then all leave the group together: a process
+    that exits with its gloo group alive can abort in the group's threads (SIGABRT) while the others still work."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def main_first(work: Callable[[], T]) -> T:
     """Rank 0 does ``work`` first (it may write, rename or set aside); the others do it once rank 0 is done."""
     if is_main():

@@ -197,7 +197,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
     if not final_eval and eval_ds is not None:
         final_eval = [trainer.evaluate()["eval_loss"]]
     if not distributed.is_main():
-        return {"status": "ok", "rank": distributed.rank()}  # rank 0 scores, exports and writes the result
+        distributed.finish()  # rank 0 scores, exports and writes the result
+        return {"status": "ok", "rank": distributed.rank()}
     rows = metrics_log.rows()
     metrics: dict[str, Any] = {}
     if final_eval:
@@ -237,5 +238,6 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
         atomic_write_text(run_dir / "metrics.csv", pd.DataFrame(rows).to_csv(index=False))
     atomic_write_json(run_dir / RESULT, result)
     drop_replaced_run(run_dir)
+    distributed.finish()
     print(f"result: {run_dir / RESULT}")
     return result
