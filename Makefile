@@ -14,7 +14,7 @@ SEEDS      ?=
 LAUNCH     = hydra/launcher=$(LAUNCHER) $(if $(filter joblib,$(LAUNCHER)),hydra.launcher.n_jobs=$(JOBS)) $(if $(SEEDS),seed=$(SEEDS))
 STAMP      := $(VENV)/.installed
 
-.PHONY: setup test smoke reproduce report perf perf-salora demo clean
+.PHONY: setup test smoke reproduce report compare perf perf-salora demo clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,12 @@ reproduce-%: setup
 	    $(BIN)/python -m bench.train -m experiment=$$e scale=$(SCALE) $(LAUNCH) || exit $$?; \
 	done
 	$(BIN)/python -m bench.report --paper $*
+
+# The comparison no paper has (bench/compare.py): every method on one task per paper's family at two matched
+# trainable-parameter budgets, 3 seeds; then results/compare/. SCALE=paper LAUNCHER=slurm: the same grid on a cluster.
+compare: setup
+	OMP_NUM_THREADS=$(if $(filter joblib,$(LAUNCHER)),1,$${OMP_NUM_THREADS:-}) \
+	  $(BIN)/python -m bench.compare run --scale $(SCALE) $(LAUNCH)
 
 # Rebuild results/ from the committed records (and any finished runs in runs/); never trains.
 report: setup

@@ -154,13 +154,14 @@ class Run:
         return rows
 
 
-def write_records(runs: list[Run], out_dir: Path) -> int:
+def write_records(runs: list[Run], out_dir: Path, owners: tuple[str, ...] = PAPERS) -> int:
     """Compact records of finished runs (result.json + metric curves, no checkpoints) into
-    results/<paper>/records/<run>.json, so the pages regenerate from a fresh clone without training."""
+    results/<owner>/records/<run>.json, so the pages regenerate from a fresh clone without training. The owner is
+    the run's report.paper: a paper, or bench.compare's "compare"."""
     written = 0
     for run in runs:
         paper = run.tags[0]
-        if paper not in PAPERS or run.status == "incomplete" or run.result.get("smoke"):
+        if paper not in owners or run.status == "incomplete" or run.result.get("smoke"):
             continue
         result = run.result if run.status == "ok" else {"config": run.cfg}
         record = {"status": run.status, "result": result, "error": run.error, "metrics": run.metrics_rows()}

@@ -11,8 +11,10 @@ from omegaconf import OmegaConf
 # What defines a run (and which paper table it feeds); paths, logging, force and hydra settings do not.
 # The method node is hashed unresolved, so a top-level node it reads through ${oc.select:...} (salora_gates) is part
 # of the identity too: otherwise two SaLoRA settings would share a run dir and the second would be skipped.
+# ``arm`` and ``compare`` (bench.compare) exist only in comparison runs; a key a config lacks is left out, so older run
+# ids stay what they were.
 IDENTITY_KEYS = ("method", "model", "task", "trainer", "scale", "seed", "deterministic", "report", "restarts",
-                 "salora_gates")
+                 "salora_gates", "arm", "compare")
 
 
 def run_id(*, _root_) -> str:
@@ -29,6 +31,9 @@ def run_id(*, _root_) -> str:
 
 if not OmegaConf.has_resolver("run_id"):
     OmegaConf.register_new_resolver("run_id", run_id)
+if not OmegaConf.has_resolver("mul"):
+    # ${mul:${compare.budget},2}: a comparison arm's size from the shared parameter budget (conf/arm/*.yaml)
+    OmegaConf.register_new_resolver("mul", lambda a, b: int(round(float(a) * float(b))))
 if not OmegaConf.has_resolver("cwd"):
     # ${hydra:runtime.cwd} is unset while a multirun resolves its sweep dir; the launch dir is the same thing.
     OmegaConf.register_new_resolver("cwd", os.getcwd)

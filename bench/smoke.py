@@ -10,7 +10,7 @@ method and its targets, the trainer path, the scorer, export. What a CPU minute 
 The run dir ends in ``_smoke``, ``result.json`` says ``"smoke": true``, and the report never reads it.
 
 ``python -m bench.smoke [PAPER ...]`` (``make smoke``) runs every paper-scale experiment of the named papers (all by
-default) this way, covering every model × task × method combination of each sweep with one value of every other
+default, and ``compare``: bench.compare's paper-scale grid) this way, covering every model × task × method combination of each sweep with one value of every other
 swept key (one seed, one rank, one grid point), and prints the number of jobs per paper. Exit 1 if any failed.
 """
 
@@ -45,7 +45,7 @@ MINIATURE_POSITIONS = 1024
 SMOKE_TRAINER = {"max_steps": 2, "save_steps": 2, "eval_steps": 2, "logging_steps": 1, "bf16": False, "fp16": False}
 MAX_DEVICE_BATCH, MAX_ACCUMULATION, EVAL_EXAMPLES = 4, 2, 8
 # Sweep keys whose every value a smoke run covers; any other swept key runs at its first value.
-COVERED_KEYS = ("model", "task", "method")
+COVERED_KEYS = ("model", "task", "method", "arm")
 
 
 def model_type_of(model_cfg: DictConfig) -> str:
@@ -102,8 +102,9 @@ def smoke_eval(examples: list[dict]) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------- make smoke
-def sweep_overrides(experiment: str) -> tuple[list[str], int]:
-    """The experiment's sweep with every covered key whole and every other swept key at its first value; the job count."""
+def sweep_overrides(experiment: str, fixed: tuple[str, ...] = ()) -> tuple[list[str], int]:
+    """The experiment's sweep with every covered key whole and every other swept key at its first value; the job count.
+    ``fixed`` overrides (key=value) replace a swept key."""
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -115,7 +116,11 @@ def sweep_overrides(experiment: str) -> tuple[list[str], int]:
     params = OmegaConf.to_container(cfg.hydra.sweeper.params or {})
     parser = OverridesParser.create()
     overrides, jobs = [], 1
+    fixed_keys = {item.split("=", 1)[0] for item in fixed}
+    overrides.extend(fixed)
     for key, value in params.items():
+        if key in fixed_keys:
+            continue
         override = parser.parse_overrides([f"{key}={value}"])[0]
         values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [str(value)]
         if key not in COVERED_KEYS:
@@ -125,32 +130,45 @@ def sweep_overrides(experiment: str) -> tuple[list[str], int]:
     return overrides, jobs
 
 
-def main(argv: list[str] | None = None) -> int:
+def smoke_jobs(name: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(paper-scale experiment, fixed overrides) of a paper, or of bench.compare's grid (its reference arm too)."""
+    from . import compare
     from .papers import PAPERS, load
+
+    if name == compare.NAME:
+        return [job for exp in compare.experiments("paper") for job in ((exp, ()), (exp, compare.REFERENCE_RUN))]
+    if name not in PAPERS:
+        raise UserError(f"smoke: {name!r}; valid: {', '.join((*PAPERS, compare.NAME))}")
+    return [(exp, ()) for exp in load(name).experiment_files("paper")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import compare
+    from .papers import PAPERS
 
     args = sys.argv[1:] if argv is None else argv
     try:
-        papers = args or list(PAPERS)
-        specs = [load(p) for p in papers]
+        names = args or [*PAPERS, compare.NAME]
+        plans = {name: smoke_jobs(name) for name in names}
     except UserError as err:
         report_and_exit(err)
     runs_dir = Path("runs") / "smoke"
     jobs_at_once = int(os.environ.get("JOBS", "2"))
     failed, counts = [], {}
     started = time.time()
-    for spec in specs:
-        counts[spec.name] = 0
-        for experiment in spec.experiment_files("paper"):
-            overrides, jobs = sweep_overrides(experiment)
-            counts[spec.name] += jobs
-            print(f"smoke: {spec.name} / {experiment}: {jobs} job(s)", flush=True)
+    for name, plan in plans.items():
+        counts[name] = 0
+        for experiment, fixed in plan:
+            overrides, jobs = sweep_overrides(experiment, fixed)
+            counts[name] += jobs
+            print(f"smoke: {name} / {experiment} {' '.join(fixed)}: {jobs} job(s)", flush=True)
             # Two jobs at a time, one thread each (as the CPU tiers); force: a smoke checks the code as it is now.
             proc = subprocess.run([sys.executable, "-m", "bench.train", "-m", f"experiment={experiment}", "scale=paper",
                                    "smoke=true", "force=true", f"paths.runs_dir={runs_dir}", "hydra/launcher=joblib",
                                    f"hydra.launcher.n_jobs={jobs_at_once}", *overrides],
                                   env={**os.environ, "OMP_NUM_THREADS": "1"})
             if proc.returncode != 0:
-                failed.append(experiment)
+                failed.append(" ".join((experiment, *fixed)))
     total = sum(counts.values())
     print("smoke: " + ", ".join(f"{paper} {n} jobs" for paper, n in counts.items())
           + f"; {total} in all, {time.time() - started:.0f} s; failed experiments: {failed or 'none'}")

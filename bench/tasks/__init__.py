@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import UserError
 from . import commonsense, glue, instruct, pretrain, superglue, uuid_pairs  # noqa: F401  (registration)
 from .readers import read_hub, read_local, require_fields
-from .corpus import corpus_records
+from .corpus import corpus_records, source_records
 from .registry import TASKS, TaskSpec, shared_text
 from .superglue import mezo_split
 
@@ -55,6 +55,11 @@ def _records(spec: TaskSpec, role: str, task_cfg: Any, use_local: bool, seed: in
             raise UserError(f"task.local_corpus={root!r} is not a directory; expected the shared data folder")
         rows = corpus_records(role, root)
         return [spec.convert_local(r) for r in rows], f"corpus:{root}:{role}"
+    if not found and use_local and task_cfg.get("local_sources"):
+        root = str(task_cfg.local_sources)
+        if not Path(root).is_dir():
+            raise UserError(f"task.local_sources={root!r} is not a directory; expected the shared data folder")
+        return [spec.convert_local(r) for r in source_records(role, root)], f"glue-sources:{root}:{role}"
     if found:
         key, path = found
         rows = read_local(path, task_cfg.get("format"), header=spec.local_header, columns=spec.local_columns,

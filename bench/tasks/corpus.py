@@ -65,3 +65,37 @@ def documents(root: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def corpus_records(role: str, root: str) -> list[dict]:
     train, held_out = documents(str(root))
     return [{"text": t} for t in (train if role == "train" else held_out)]
+
+
+# The comparison's classification stand-in (bench/compare.py): which GLUE corpus a sentence comes from. Real text and a
+# real label (its provenance); the 260K story model learns it above chance, where SST-2's sentiment stays at chance
+# (300 steps: FFT 0.546, LoRA r 16 0.506 dev accuracy). Train sentences from each corpus's train file, evaluation
+# sentences from its dev file, a text seen in any train file never evaluated.
+SOURCES = (("SST-2", "sentence"), ("CoLA", "sentence"), ("MRPC", "#1 String"), ("STS-B", "sentence1"))
+PER_SOURCE = {"train": 2000, "eval": 400}   # balanced classes: the smallest corpus's count (STS-B train, MRPC dev)
+
+
+@lru_cache(maxsize=4)
+def _source_split(root: str, split: str) -> tuple[tuple[str, int], ...]:
+    rows = []
+    for label, (name, field) in enumerate(SOURCES):
+        texts = [str(r.get(field) or "").strip() for r in _records(Path(root) / "glue" / name / f"{split}.tsv")]
+        rows.append([(t, label) for t in dict.fromkeys(t for t in texts if len(t.split()) >= 3)])
+    return tuple(pair for per_source in rows for pair in per_source)
+
+
+def source_records(role: str, root: str) -> list[dict]:
+    train = _source_split(str(root), "train")
+    if role == "train":
+        rows = train
+    else:
+        seen = {text for text, _ in train}
+        rows = tuple((t, y) for t, y in _source_split(str(root), "dev") if t not in seen)
+    cap = PER_SOURCE["train" if role == "train" else "eval"]
+    counts: dict[int, int] = {}
+    out = []
+    for text, label in rows:
+        counts[label] = counts.get(label, 0) + 1
+        if counts[label] <= cap:
+            out.append({"text": text, "label": label})
+    return out

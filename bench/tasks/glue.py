@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .corpus import SOURCES
 from .registry import TaskSpec, register
 from .synthetic import nli, paraphrase
 
@@ -59,3 +60,5 @@ register(TaskSpec(name="mnli", hub_config="mnli", metric="acc", scorer="suite:gl
                   convert_local=pair("sentence1", "sentence2", label="gold_label", mapping={"entailment": 0, "neutral": 1, "contradiction": 2}),
                   convert_hub=pair("premise", "hypothesis"), generator=nli("gold_label", ("entailment", "neutral", "contradiction")),
                   **{k: v for k, v in COMMON.items() if k != "hub_splits"}))
+register(TaskSpec(name="glue_source", family="glue", kind="cls", paper="compare", metric="acc", scorer="suite:glue",
+                  num_labels=len(SOURCES), local_fields=("text", "label"), convert_local=single("text")))
