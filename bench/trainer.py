@@ -22,6 +22,7 @@ from transformers import Trainer, TrainerCallback
 from methods import AdapterMethod, Restarting, swap_optimizer_params
 
 from .data import option_mean_logprob
+from .errors import UserError
 from .records import MetricsLog
 
 BENCH_STATE = "bench_state.pt"
@@ -57,6 +58,19 @@ class AdapterTrainer(Trainer):
             self.optimizer = self.method.build_optimizer(self.model, optimizer_cls, kwargs.pop("lr"),
                                                          self.args.weight_decay, **kwargs)
         return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        scheduler = super().create_scheduler(num_training_steps, optimizer)
+        rewarm = getattr(self.method, "rewarm_factor", None)
+        if rewarm is not None and getattr(self.method, "restart_warmup", 0) and not getattr(scheduler, "jagged", False):
+            if not hasattr(scheduler, "lr_lambdas"):
+                raise UserError(f"method.restart_warmup={self.method.restart_warmup} needs a LambdaLR schedule; "
+                                f"trainer.lr_scheduler_type={self.args.lr_scheduler_type!r} is not one (valid: cosine, "
+                                "linear, constant_with_warmup)")
+            # The jagged schedule multiplies the base one (its warmup and decay stay as they were).
+            scheduler.lr_lambdas = [lambda step, base=base: base(step) * rewarm(step) for base in scheduler.lr_lambdas]
+            scheduler.jagged = True   # the Trainer may ask again; wrap once
+        return scheduler
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.task_kind == "choice":

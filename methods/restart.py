@@ -94,13 +94,24 @@ def check_fraction_list(method: str, key: str, values: Any) -> list[float]:
 class PeriodicRestart(Restarting):
     """ReLoRA-style schedule: a knot every ``restart_every`` optimizer steps."""
 
-    def __init__(self, restart_every: int = 100, **kwargs):
+    def __init__(self, restart_every: int = 100, restart_warmup: int = 0, **kwargs):
         super().__init__(**kwargs)
         require(isinstance(restart_every, int) and restart_every > 0, self.name, "restart_every", restart_every, "an integer >= 1")
+        require(isinstance(restart_warmup, int) and 0 <= restart_warmup < restart_every, self.name, "restart_warmup",
+                restart_warmup, f"an integer in [0, restart_every={restart_every})")
         self.restart_every = restart_every
+        self.restart_warmup = restart_warmup
 
     def knot_schedule(self, total_steps: int) -> list[int]:
         return list(range(self.restart_every, total_steps, self.restart_every))
 
+    def rewarm_factor(self, step: int) -> float:
+        """ReLoRA's jagged schedule (Lialin et al. 2023, Fig. 2): at every restart the learning rate drops to zero and
+        warms up linearly over ``restart_warmup`` steps back to the base schedule, which it multiplies. ``step`` counts
+        optimizer steps done, as a LambdaLR's lambda sees it (a knot is tied after step k: step k + 1 runs at 0)."""
+        if not self.restart_warmup or step < self.restart_every:
+            return 1.0
+        return min(1.0, (step % self.restart_every) / self.restart_warmup)
+
     def hparams(self) -> dict:
-        return {**super().hparams(), "restart_every": self.restart_every}
+        return {**super().hparams(), "restart_every": self.restart_every, "restart_warmup": self.restart_warmup}

@@ -115,3 +115,31 @@ def test_method_state_round_trips_for_resume():
     other = build_method("cola", r=4, target_modules=["fc"], knots=[0.5])
     other.load_state_dict(cola.state_dict())
     assert other.link_index == 1 and other.knot_steps == [4]
+
+
+def test_relora_jagged_schedule_drops_to_zero_at_each_restart_and_rewarms_linearly():
+    relora = build_method("relora", r=2, target_modules=["fc"], restart_every=10, restart_warmup=4)
+    factors = [relora.rewarm_factor(step) for step in range(0, 26)]
+    assert factors[:10] == [1.0] * 10                  # before the first restart: the base schedule alone
+    assert factors[10:15] == [0.0, 0.25, 0.5, 0.75, 1.0] and factors[15:20] == [1.0] * 5
+    assert factors[20:25] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert build_method("relora", r=2, target_modules=["fc"], restart_every=10).rewarm_factor(10) == 1.0   # off
+
+
+def test_a_restart_warmup_not_shorter_than_the_period_is_one_clear_error():
+    with pytest.raises(ValueError, match="restart_warmup.*restart_every=10"):
+        build_method("remora", r=2, target_modules=["fc"], restart_every=10, restart_warmup=10)
+
+
+def test_the_trainer_multiplies_its_schedule_by_the_jagged_factor(tmp_path):
+    import json
+
+    from tests.bench_helpers import FAST, run_inprocess
+
+    overrides = [*FAST, "method=relora", "+restarts.every=8", "+restarts.warmup=4", "trainer.logging_steps=1",
+                 "trainer.lr_scheduler_type=constant", "trainer.warmup_steps=0"]
+    _, run_dir = run_inprocess(overrides, tmp_path)
+    lr = {row["step"]: row["lr"] for row in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+          if "lr" in row}
+    base = 3e-3   # FAST's constant rate; the knot is tied after step 8, so step 9 runs at zero
+    assert [lr[s] / base for s in range(5, 15)] == pytest.approx([1, 1, 1, 1, 0, 0.25, 0.5, 0.75, 1, 1])
