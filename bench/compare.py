@@ -60,7 +60,7 @@ FAMILIES = (
            "held-out eval loss", "pretrained stories260K on the shared corpus, 120 steps",
            "LLaMA-2-7B on Alpaca instructions, held-out loss (OLoRA's 7B setting)"),
     Family("classification", "Classification (SaLoRA / COLA)", "compare_classify", "final.acc", "greater", "accuracy",
-           "stories260K + head on glue_source (4-way, chance 0.25), 160 steps",
+           "stories260K + head on glue_source (4-way, chance 0.25), 60 steps",
            "RoBERTa-base on SST-2 (SaLoRA Table 1)"),
 )
 # Every method of the suite, in the page's order; labels as the papers print them.
@@ -93,6 +93,15 @@ PERF_ROWS = {"salora": "salora (in window)", "adalora": "adalora (in window)", "
              "mora_truncation": "mora (truncation)", "mora_decoupling": "mora (decoupling)",
              "mora_rotation": "mora (rotation)", "cola": "cola (2 links)"}
 BOOTSTRAP = 2000
+BUDGET_NOTES = (
+    "SaLoRA and AdaLoRA train twice the budget's rank and keep half of it (target density / budget ratio 0.5): the "
+    "trainable column shows what they train, what they keep matches the budget.",
+    "MoRA's r̂ = ⌊√((d + k)·r)⌋ per module is rounded down (further for rotation's even blocks): its count is at or "
+    "below LoRA's, by up to 13.5% at budget 2. The adapters' widths and the prefix length are integers matched "
+    "to within 6% (tests/test_compare.py counts every arm).",
+    "Pretraining trains the embeddings, head and norms in full beside every arm (MoRA §5.3); the peft-backed arms "
+    "(DoRA, AdaLoRA, prefix) untie the tied head (peft's modules_to_save copies it), +32,768 trainable there.",
+)
 
 
 # ------------------------------------------------------------------------------------------ reading runs
@@ -293,7 +302,9 @@ def render(runs: list, out: Path, perf_path: Path = Path("results") / "perf.json
              f"is better). Paper scale: {f.paper}." for f in families]
     head += ["", "Every arm of a family trains on the same data for the same steps at one shared learning rate "
              "(the family's, untuned per method: methods that want another rate, e.g. prefix tuning, are at a "
-             "disadvantage the boards do not correct)."]
+             "disadvantage the boards do not correct).", ""]
+    head += [f"- {note}" for note in BUDGET_NOTES]
+    head += [f"- {line}" for line in density_notes(families, runs)]
     for fam in families:
         body += [f"## {fam.label}", ""]
         for budget in budgets:
@@ -321,6 +332,22 @@ def render(runs: list, out: Path, perf_path: Path = Path("results") / "perf.json
     atomic_write_text(out / "README.md", "\n".join(head + [""] + body))
     write_csv(out / "leaderboard.csv", csv_rows)
     return {"budgets": budgets, "headline": headline}
+
+
+def density_notes(families: list[Family], runs: list) -> list[str]:
+    """Where SaLoRA's expected density ended (its kept budget assumes b = 0.5), per family and budget."""
+    lines = []
+    for fam in families:
+        by_budget: dict[int, list[float]] = {}
+        for run in runs:
+            if run.status == "ok" and run.feeds(fam.key) and arm_of(run.cfg) == "salora":
+                density = (run.result.get("metrics") or {}).get("density")
+                if density is not None:
+                    by_budget.setdefault(budget_of(run.cfg), []).append(float(density))
+        if by_budget:
+            parts = ", ".join(f"budget {b}: {statistics.fmean(v):.3f} ({len(v)} seeds)" for b, v in sorted(by_budget.items()))
+            lines.append(f"SaLoRA's final expected density on {fam.key} (target 0.5): {parts}.")
+    return lines
 
 
 def _wins(families, cells_by_family, budgets) -> dict[str, int]:
