@@ -270,9 +270,14 @@ def metric_value(run: Run, paper: str, metric: str, task: str, setting: str) -> 
     return None
 
 
+SUMMED_OVER_SEEDS = ("training_flops",)   # COLA Table 4 reports the compute of all its seeds together
+
+
 def fmt(values: list[float], metric: str) -> str:
     if not values:
         return ""
+    if metric in SUMMED_OVER_SEEDS:
+        return f"{sum(values):.3g} (sum of {len(values)} seeds)"
     big = metric in ("training_flops", "trainable_params")
     mean = statistics.fmean(values)
     text = f"{mean:.3g}" if big else f"{mean:.2f}"
@@ -308,8 +313,9 @@ def run_matches(run: Run, paper: str, rk: tuple, ck: tuple, *, by_model: bool) -
     cfg = run.cfg
     model, method, rank, setting = rk
     task, metric, col_setting = ck
-    if by_model and not norm(model).startswith(UNNAMED_MODEL) and not norm(model).startswith("basemodelnotnamed") \
-            and norm(MODEL_LABELS.get(run.model_name, "")) != norm(model):
+    # A row without a model (the text read does not name one) matches any model, as a "not named" one does.
+    if by_model and norm(model) and not norm(model).startswith(UNNAMED_MODEL) \
+            and not norm(model).startswith("basemodelnotnamed") and norm(MODEL_LABELS.get(run.model_name, "")) != norm(model):
         return False
     name = cfg.get("method", {}).get("name")
     if norm(method) not in {norm(method_label(cfg)), *map(norm, METHOD_ALIASES.get(name, ()))}:
@@ -391,7 +397,7 @@ def render_table(paper: str, table: str, layout: Layout, runs: list[Run], scale_
             csv_rows.append({"model": rk[0], "method": rk[1], "rank": rk[2], "setting": rk[3] or ck[2], "task": ck[0],
                              "metric": ck[1], "reproduced": reproduced.strip("*"), "published": published,
                              "published_status": pub["status"], "source": pub["source"] or pub["primary_url"]})
-        lines.append(f"| {rk[0] or '–'} | {rk[1]} | {rk[2] or '–'} | {rk[3] or '–'} | " + " | ".join(out) + " |")
+        lines.append(f"| {rk[0] or 'not named (any model)'} | {rk[1]} | {rk[2] or '–'} | {rk[3] or '–'} | " + " | ".join(out) + " |")
     md = "\n".join(lines)
     md += "\n\nCells read *reproduced / published*. Reproduced = runs of the paper's own model at scale=paper " \
           "(mean ± std over seeds); \"not run\" = no such run here; \"failed\" = its runs failed (see error.json); " \

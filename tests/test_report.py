@@ -43,7 +43,7 @@ def test_every_published_cell_keeps_its_place_and_missing_runs_are_not_numbers(p
         md = (tmp_path / "out" / paper / f"table{table}.md").read_text()
         body = [line for line in md.split("\n\nCells read")[0].splitlines() if line.startswith("| ") and "---" not in line][1:]
         in_columns = any(r["setting"].startswith("step=") for r in rows)  # MoRA Table 2: steps are columns
-        row_keys = list(dict.fromkeys((r["model"] or "–", r["method"], r["rank"] or "–",
+        row_keys = list(dict.fromkeys((r["model"] or "not named (any model)", r["method"], r["rank"] or "–",
                                        "–" if in_columns else r["setting"] or "–") for r in rows))
         assert len(body) == len(row_keys), f"{paper} table {table}: {len(body)} rows, published has {len(row_keys)}"
         for line, key in zip(body, row_keys):
@@ -136,3 +136,25 @@ def test_fig7_columns_are_keyed_by_path_so_robertas_three_dense_modules_stay_apa
     cells = {_layer_and_path(name) for name in names}
     assert len(cells) == 12
     assert {PAPER_MODULES[path] for layer, path in cells if layer == 0} == {"Wq", "Wk", "Wv", "Wo", "Wu", "Wd"}
+
+
+def test_colas_ablation_rows_fill_from_paper_scale_runs_and_flops_sum_over_seeds(tmp_path):
+    """COLA Tables 3-4 name no model in the text read: a row without one takes any model's runs; the step-down runs
+    fill the COLA rows by their 8->r rank, chain length 1 (plain LoRA) the LoRA row; FLOPs add up over seeds."""
+    def config(seed, ranks, knots):
+        return {"report": {"paper": "cola", "tables": [3, 4]}, "scale": {"name": "paper"}, "task": {"name": "rte"},
+                "model": {"name": "opt-1.3b"}, "seed": seed,
+                "method": {"name": "cola", "r": 8, "ranks": ranks, "knots": knots}}
+    for seed in (1, 2):
+        fake_run(tmp_path / "runs", f"down{seed}", config(seed, [8, 2], [0.6]),
+                 {"task": "rte", "metrics": {"acc": 0.70 + 0.02 * seed}, "train_flops": 1e15})
+        fake_run(tmp_path / "runs", f"lora{seed}", config(seed, None, []),
+                 {"task": "rte", "metrics": {"acc": 0.60}, "train_flops": 2e15})
+    main(["--paper", "cola", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+    with open(tmp_path / "out" / "cola" / "table3.csv", newline="") as f:
+        table3 = {(r["method"], r["rank"]): r["reproduced"] for r in csv.DictReader(f)}
+    assert table3[("COLA", "8->2")] == "73.00 ± 1.41" and table3[("LoRA", "8")] == "60.00 ± 0.00"
+    assert table3[("COLA", "8->4")] == "not run"
+    with open(tmp_path / "out" / "cola" / "table4.csv", newline="") as f:
+        table4 = {(r["method"], r["rank"]): r["reproduced"] for r in csv.DictReader(f)}
+    assert table4[("COLA", "8->2")] == "2e+15 (sum of 2 seeds)" and table4[("LoRA", "8")] == "4e+15 (sum of 2 seeds)"
