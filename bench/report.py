@@ -333,18 +333,56 @@ def run_matches(run: Run, paper: str, rk: tuple, ck: tuple, *, by_model: bool) -
     return True
 
 
-def cell_values(runs: list[Run], paper: str, rk: tuple, ck: tuple, by_model: bool) -> tuple[list[float], int]:
-    values, failed = [], 0
+SETTING_NAMES = {"trainer.learning_rate": "lr", "trainer.per_device_train_batch_size": "batch"}
+
+
+def selected_setting(runs: list[Run]) -> tuple[list[Run], str]:
+    """Where an experiment searched a grid (``report.select: {over: [keys], by: metric expression, direction}``),
+    the runs of the setting whose mean selection metric over seeds is best, and that setting in words; other
+    runs pass through. The paper's protocol: COLA picks lr × batch on its dev split, MoRA's UUID runs report the
+    best learning rate of its grid."""
+    from .claims import config_value, metric_of
+
+    kept, chosen = [], []
+    by_experiment: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
-        if not run_matches(run, paper, rk, ck, by_model=by_model):
+        by_experiment[json.dumps((run.cfg.get("report") or {}).get("select"), sort_keys=True)].append(run)
+    for key, group in sorted(by_experiment.items()):
+        select = json.loads(key)
+        if not select:
+            kept += group
             continue
+        settings: dict[tuple, list[Run]] = defaultdict(list)
+        for run in group:
+            settings[tuple(str(config_value(run.cfg, k)) for k in select["over"])].append(run)
+        scores = {}
+        for setting, members in settings.items():
+            values = [metric_of(r.result, r.metrics_rows(), select["by"]) for r in members if r.status == "ok"]
+            values = [v for v in values if v is not None]
+            if values:
+                scores[setting] = statistics.fmean(values)
+        if not scores:
+            kept += group
+            continue
+        pick = (min if select.get("direction", "greater") == "less" else max)(sorted(scores), key=scores.__getitem__)
+        kept += settings[pick]
+        chosen.append(", ".join(f"{SETTING_NAMES.get(k, k.split('.')[-1])} {v}" for k, v in zip(select["over"], pick))
+                      + f" of {len(settings)}, by {select['by']}")
+    return kept, "; ".join(chosen)
+
+
+def cell_values(runs: list[Run], paper: str, rk: tuple, ck: tuple, by_model: bool) -> tuple[list[float], int, str]:
+    """The cell's values over seeds, its failed runs, and the grid setting picked for it (if its experiment searched one)."""
+    values, failed = [], 0
+    matched, chosen = selected_setting([run for run in runs if run_matches(run, paper, rk, ck, by_model=by_model)])
+    for run in matched:
         if run.status != "ok":
             failed += 1
             continue
         value = metric_value(run, paper, ck[1], run.result.get("task", ""), ck[2] or rk[3])
         if value is not None and math.isfinite(value):
             values.append(float(value))
-    return values, failed
+    return values, failed, chosen
 
 
 def derived_metric(ck: tuple) -> bool:
@@ -367,7 +405,7 @@ def render_table(paper: str, table: str, layout: Layout, runs: list[Run], scale_
         for ck in layout.col_keys:
             if (rk, ck) in layout.published and not derived_metric(ck):
                 cells[(rk, ck)] = cell_values(runs, paper, rk, ck, by_model=True)
-    for (rk, ck), (vals, _) in cells.items():  # the winner per (model, rank, column), by the paper's convention
+    for (rk, ck), (vals, _, _) in cells.items():  # the winner per (model, rank, column), by the paper's convention
         if vals:
             key = (rk[0], rk[2], ck)
             contenders[key] += 1
@@ -388,8 +426,10 @@ def render_table(paper: str, table: str, layout: Layout, runs: list[Run], scale_
             if derived_metric(ck):
                 reproduced = "derived"
             else:
-                vals, failed = cells[(rk, ck)]
+                vals, failed, chosen = cells[(rk, ck)]
                 reproduced = fmt(vals, ck[1]) or ("failed" if failed else "not run")
+                if vals and chosen:
+                    reproduced += f" [{chosen}]"
                 key = (rk[0], rk[2], ck)
                 if vals and contenders[key] > 1 and best[key] == statistics.fmean(vals):
                     reproduced = f"**{reproduced}**"

@@ -158,3 +158,23 @@ def test_colas_ablation_rows_fill_from_paper_scale_runs_and_flops_sum_over_seeds
     with open(tmp_path / "out" / "cola" / "table4.csv", newline="") as f:
         table4 = {(r["method"], r["rank"]): r["reproduced"] for r in csv.DictReader(f)}
     assert table4[("COLA", "8->2")] == "2e+15 (sum of 2 seeds)" and table4[("LoRA", "8")] == "4e+15 (sum of 2 seeds)"
+
+
+def test_a_searched_grid_reports_the_setting_its_selection_metric_picks(tmp_path):
+    """COLA's protocol: per cell, the lr × batch setting with the lowest mean dev loss over seeds, and its test score —
+    not the best test score."""
+    select = {"over": ["trainer.learning_rate", "trainer.per_device_train_batch_size"], "by": "final.eval_loss",
+              "direction": "less"}
+    for lr, dev_loss, acc in ((1e-4, 0.50, 0.70), (1e-3, 0.60, 0.90)):   # the better dev loss has the worse test
+        for seed in (1, 2):
+            cfg = {"report": {"paper": "cola", "tables": [1], "select": select}, "scale": {"name": "paper"},
+                   "task": {"name": "rte"}, "model": {"name": "opt-1.3b"}, "seed": seed,
+                   "trainer": {"learning_rate": lr, "per_device_train_batch_size": 8},
+                   "method": {"name": "cola", "r": 8, "knots": [0.6]}}
+            fake_run(tmp_path / "runs", f"lr{lr}-s{seed}", cfg,
+                     {"task": "rte", "metrics": {"acc": acc + 0.01 * seed, "eval_loss": dev_loss}})
+    main(["--paper", "cola", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+    with open(tmp_path / "out" / "cola" / "table1.csv", newline="") as f:
+        cell = next(r["reproduced"] for r in csv.DictReader(f) if r["method"] == "COLA" and r["task"] == "RTE"
+                    and r["model"] == "OPT-1.3B")
+    assert cell == "71.50 ± 0.71 [lr 0.0001, batch 8 of 2, by final.eval_loss]"
