@@ -18,7 +18,6 @@ regenerates byte-identically), and Pareto plots of quality against trainable par
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -267,7 +266,6 @@ def budgets_in(cells_by_family: dict) -> list[int]:
 
 def render(runs: list, out: Path, perf_path: Path = Path("results") / "perf.json") -> dict:
     from .report import describe_compute, describe_scales, write_csv
-    from . import report_figures  # noqa: F401  (matplotlib's Agg backend)
     from .compare_figures import pareto_params, pareto_perf
 
     families = list(FAMILIES)

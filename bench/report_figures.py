@@ -187,6 +187,12 @@ def salora_fig7(runs, path):
     return _save(fig, path)
 
 
+def method_label_of(run) -> str:
+    from .report import method_label
+
+    return method_label(run.cfg)
+
+
 def _sweep_plot(runs, table, key_of, line_of, xlabel, path, title):
     by = defaultdict(lambda: defaultdict(list))
     for run in _tagged(runs, table):
@@ -208,8 +214,10 @@ def _sweep_plot(runs, table, key_of, line_of, xlabel, path, title):
 
 
 def salora_fig4(runs, path):
-    return _sweep_plot(runs, "fig4", lambda r: r.cfg["method"]["r"], lambda r: f"b {r.cfg['method']['target_density']}",
-                       "rank r", path, "SaLoRA Fig. 4: rank sweep")
+    def line(run):   # LoRA beside SaLoRA at every rank
+        m = run.cfg["method"]
+        return f"SaLoRA b {m['target_density']}" if "target_density" in m else method_label_of(run)
+    return _sweep_plot(runs, "fig4", lambda r: r.cfg["method"]["r"], line, "rank r", path, "SaLoRA Fig. 4: rank sweep")
 
 
 def salora_fig5(runs, path):

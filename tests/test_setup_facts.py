@@ -102,10 +102,10 @@ def test_paper_scale_configs_state_what_the_paper_states(row):
     assert breaches(row) == []
 
 
-@pytest.mark.parametrize("row", [r for r in CHECKS if r["status"] != "holds"],
-                         ids=lambda r: f"{r['experiment']}:{r['key']}")
-def test_open_facts_are_still_open(row):
-    assert breaches(row), f"{row['experiment']}: {row['key']} now agrees with the paper: mark the row 'holds'"
+def test_open_facts_are_still_open():
+    # One test over the open rows (none is a valid state: every checked fact holds), never an empty, skipped set.
+    for row in (r for r in CHECKS if r["status"] != "holds"):
+        assert breaches(row), f"{row['experiment']}: {row['key']} now agrees with the paper: mark the row 'holds'"
 
 
 def test_a_changed_fact_fails_with_one_line_naming_it():

@@ -24,7 +24,7 @@ SPEC = PaperSpec(
     task_labels={"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qnli": "QNLI", "qqp": "QQP", "rte_glue": "RTE",
                  "mnli": "MNLI", "stsb": "STS-B"},
     experiments={
-        "paper": ("salora_table1", "salora_table1_baselines", "salora_table1_fft", "salora_ablation", "salora_sweeps"),
+        "paper": ("salora_table1", "salora_table1_baselines", "salora_table1_fft", "salora_ablation", "salora_sweeps", "salora_density"),
         "small": ("salora_density", "salora_ablation", "salora_baselines", "salora_fft"),
         "tiny": ("salora_table1", "salora_ablation", "salora_sweeps"),
     },
