@@ -116,28 +116,35 @@ def cola_fig2(runs, path):
 
 
 # --------------------------------------------------------------------------------------------- SaLoRA
-def _salora_window_run(runs):
+def _salora_gated_runs(runs, table: str):
+    return [r for r in _tagged(runs, table) if r.cfg["method"]["name"] == "salora"
+            and r.cfg["method"].get("use_lagrangian", True)]
+
+
+def _salora_window_run(runs, table: str = "1"):
     """The SaLoRA run at b 0.5 (the paper's setting), on SST-2 if there is one, lowest seed first."""
-    candidates = [r for r in _tagged(runs, "1") if r.cfg["method"]["name"] == "salora"
-                  and r.cfg["method"].get("use_lagrangian", True)]
+    candidates = _salora_gated_runs(runs, table)
     key = lambda r: (r.task_name != "sst2", abs(float(r.cfg["method"]["target_density"]) - 0.5), r.cfg.get("seed", 0), str(r.path))
     return sorted(candidates, key=key)[0] if candidates else None
 
 
 def salora_fig6(runs, path):
-    first = _salora_window_run(runs)
+    """The runs tagged fig6 (paper scale: the ablation's CoLA, STS-B and MRPC runs at b 0.5; small tier: the density
+    sweep), one seed: one line per task and target density."""
+    first = _salora_window_run(runs, "fig6")
     if first is None:
         return False
     seed = first.cfg.get("seed")
-    lines = sorted((r for r in _tagged(runs, "1") if r.cfg["method"]["name"] == "salora" and r.cfg.get("seed") == seed
-                    and r.cfg["method"].get("use_lagrangian", True) and r.task_name == first.task_name),
-                   key=lambda r: float(r.cfg["method"]["target_density"]))
+    lines = sorted((r for r in _salora_gated_runs(runs, "fig6") if r.cfg.get("seed") == seed),
+                   key=lambda r: (r.task_name, float(r.cfg["method"]["target_density"])))
+    several_tasks = len({r.task_name for r in lines}) > 1
     fig, axes = plt.subplots(1, 4, figsize=(13, 3))
     for ax, key, title in zip(axes, ("density", "lambda", "orth_A", "orth_B"),
                               ("expected density C", "λ", "‖AAᵀ − I‖²", "‖BᵀB − I‖²")):
         for run in lines:
             steps, values = _series(run, key)
-            line, = ax.plot(steps, values, label=f"b {run.cfg['method']['target_density']}")
+            label = f"b {run.cfg['method']['target_density']}"
+            line, = ax.plot(steps, values, label=f"{run.task_name}, {label}" if several_tasks else label)
             if key == "density":  # the target, dotted, in the line's colour
                 ax.axhline(float(run.cfg["method"]["target_density"]), ls=":", lw=0.8, color=line.get_color())
         if key.startswith("orth"):
@@ -145,7 +152,8 @@ def salora_fig6(runs, path):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"SaLoRA Fig. 6 ({first.model_name}, {first.task_name}, seed {seed}; the gate window is "
+    tasks = ", ".join(sorted({r.task_name for r in lines}))
+    fig.suptitle(f"SaLoRA Fig. 6 ({first.model_name}, {tasks}, seed {seed}; the gate window is "
                  f"{first.cfg['method']['t_start']:.0%}-{first.cfg['method']['t_end']:.0%} of training)", fontsize=10)
     return _save(fig, path)
 

@@ -178,3 +178,24 @@ def test_a_searched_grid_reports_the_setting_its_selection_metric_picks(tmp_path
         cell = next(r["reproduced"] for r in csv.DictReader(f) if r["method"] == "COLA" and r["task"] == "RTE"
                     and r["model"] == "OPT-1.3B")
     assert cell == "71.50 ± 0.71 [lr 0.0001, batch 8 of 2, by final.eval_loss]"
+
+
+def test_salora_fig6_draws_the_ablation_runs_of_every_task(tmp_path, monkeypatch):
+    """Paper scale: Fig. 6 from the ablation's CoLA, STS-B and MRPC SaLoRA runs (tagged fig6), one line per task."""
+    from bench import report_figures
+    from bench.report import Run
+
+    runs = []
+    for task in ("cola", "mrpc", "stsb"):
+        cfg = {"report": {"paper": "salora", "tables": [3, "fig6"]}, "scale": {"name": "paper"}, "seed": 1,
+               "task": {"name": task}, "model": {"name": "roberta-base"},
+               "method": {"name": "salora", "target_density": 0.5, "t_start": 0.1, "t_end": 0.4}}
+        rows = [{"step": s, "density": 0.92 - 0.04 * s, "lambda": 0.1 * s, "orth_A": 10 ** -s, "orth_B": 10 ** -s}
+                for s in range(1, 6)]
+        runs.append(Run(tmp_path / f"{task}.json", "ok", {"config": cfg}, rows=rows))
+    labels = []
+    real_plot = report_figures.plt.Axes.plot
+    monkeypatch.setattr(report_figures.plt.Axes, "plot",
+                        lambda self, *a, **k: labels.append(k.get("label")) or real_plot(self, *a, **k))
+    assert report_figures.salora_fig6(runs, tmp_path / "fig6.png") and (tmp_path / "fig6.png").stat().st_size > 0
+    assert set(labels) == {"cola, b 0.5", "mrpc, b 0.5", "stsb, b 0.5"}
