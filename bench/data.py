@@ -71,6 +71,23 @@ def pack_lm(examples: list[dict], tokenizer, block_size: int) -> list[dict]:
     return [{"input_ids": list(block), "labels": list(block)} for block in _PACKED[key]]
 
 
+class PackedStream(torch.utils.data.IterableDataset):
+    """``pack_lm`` over a stream of texts (a streamed hub corpus), block by block as training reads it: the same
+    blocks ``pack_lm`` gives for the same texts, without holding the corpus."""
+
+    def __init__(self, examples, tokenizer, block_size: int):
+        super().__init__()
+        self.examples, self.tokenizer, self.block_size = examples, tokenizer, block_size
+
+    def __iter__(self):
+        buffer: list[int] = []
+        for ex in self.examples:
+            buffer += self.tokenizer(ex["text"]).input_ids + [self.tokenizer.eos_token_id]
+            while len(buffer) >= self.block_size:
+                block, buffer = buffer[:self.block_size], buffer[self.block_size:]
+                yield {"input_ids": block, "labels": list(block)}
+
+
 def example_lengths(kind: str, examples: list[dict], tokenizer) -> list[int]:
     """Tokens each example needs whole (prompt + answer + EOS; the longest candidate; text + pair)."""
     if kind == "lm" or not examples:

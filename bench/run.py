@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import TrainingArguments, set_seed
 
 from . import distributed
-from .data import Collator, encode, fit_examples
+from .data import Collator, PackedStream, encode, fit_examples
 from .errors import DiskFull, UserError, is_disk_full
 from .evaluate import evaluate_final, scorer_for
 from .export import export_run, save_final_state
@@ -24,6 +24,7 @@ from .records import (RESULT, MetricsLog, atomic_write_json, atomic_write_text, 
                       git_sha, set_aside_previous_run, versions, write_run_config)
 from .smoke import apply_smoke, smoke_eval
 from .tasks import get_spec, load_task_data
+from .tasks.readers import HubStream
 from .trainer import (AdapterTrainer, BenchState, FlopsCounter, MethodHooks, MetricsWriter, PeriodicScore,
                       last_complete_checkpoint)
 from .validate import BENCH_TRAINER_KEYS, validate_config
@@ -153,10 +154,15 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
     if not data.eval and dropped.get("eval"):
         raise UserError(f"task={cfg.task.name}: all {dropped['eval']} evaluation examples are longer than "
                         f"task.max_length={max_length} and were dropped (task.overlong=drop); raise task.max_length")
-    train_ds = Dataset.from_list(encode(spec.kind, data.train, tokenizer, max_length))
+    streamed = isinstance(data.train, HubStream)
+    if streamed and (cfg.trainer.get("max_steps") or -1) <= 0:
+        raise UserError(f"task={cfg.task.name} streams its training corpus ({data.sources['train']}), which has no "
+                        f"length: set trainer.max_steps (now {cfg.trainer.get('max_steps')}); valid: an integer >= 1")
+    train_ds = (PackedStream(data.train, tokenizer, max_length) if streamed
+                else Dataset.from_list(encode(spec.kind, data.train, tokenizer, max_length)))
     eval_examples = data.dev or data.eval
     eval_ds = Dataset.from_list(encode(spec.kind, eval_examples, tokenizer, max_length)) if eval_examples else None
-    if len(train_ds) == 0:
+    if not streamed and len(train_ds) == 0:
         raise UserError(f"task={cfg.task.name}: no training examples after loading {data.sources['train']!r}")
 
     metrics_log = MetricsLog(run_dir)
@@ -226,7 +232,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
         "eval_loss": [[r["step"], r["eval_loss"]] for r in rows if "eval_loss" in r],
         "trainable_params": trainable, "total_params": total, "train_flops": flops.flops,
         "steps": trainer.state.global_step, "world_size": distributed.world_size(),
-        "examples": {"train": len(data.train), "eval": len(data.eval), "longest_tokens": longest,
+        "examples": {"train": "streamed" if streamed else len(data.train), "eval": len(data.eval), "longest_tokens": longest,
                      "dropped_overlong": dropped, "decontaminated": data.decontaminated},
         "data_sources": data.sources, "wall_s": round(wall_s, 3),
         "time_s": time_breakdown(wall_s, loop_s, periodic.seconds if periodic else 0.0, eval_s),

@@ -213,3 +213,53 @@ def test_no_encoded_sequence_exceeds_max_length(stories_dir):
             assert all(len(s) <= 64 for s in seqs)
             labels = feature["labels"] if kind == "choice" else [feature["labels"]]
             assert all(any(t != -100 for t in lab) for lab in labels)  # the answer (or its start) survives
+
+
+def _fake_c4(tmp_path, monkeypatch, n_train: int = 300, n_eval: int = 40):
+    """The hub's C4 replaced by local jsonl splits read through datasets' own streaming mode; every open is recorded."""
+    import datasets
+
+    texts = {split: [f"{split} document {i}: " + "the cat sat on the mat. " * (1 + i % 7) for i in range(n)]
+             for split, n in (("train", n_train), ("validation", n_eval))}
+    for split, rows in texts.items():
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps({"text": t, "url": "u"}) + "\n" for t in rows))
+    opened = []
+    real = datasets.load_dataset
+
+    def load_dataset(name, config=None, split=None, streaming=False, **kwargs):
+        opened.append((name, config, split, streaming))
+        return real("json", data_files=str(tmp_path / f"{split}.jsonl"), split="train", streaming=streaming)
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    return texts, opened
+
+
+def test_c4_at_paper_scale_is_streamed_with_a_fixed_held_out_slice(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from bench.data import PackedStream, pack_lm
+    from bench.models import load_tokenizer
+    from bench.tasks.readers import HubStream
+
+    texts, opened = _fake_c4(tmp_path, monkeypatch)
+    task = OmegaConf.create({"name": "c4", "num_eval": 25, "data_files": {}, "local_files": {}})
+    data = load_task_data(task, seed=1, use_local=False)
+    assert isinstance(data.train, HubStream) and opened == [("allenai/c4", "en", "validation", True)]   # train: lazy
+    assert [ex["text"] for ex in data.eval] == texts["validation"][:25]   # the split's first 25, for every seed
+    assert [ex["text"] for ex in load_task_data(task, seed=7, use_local=False).eval] == texts["validation"][:25]
+    tokenizer = load_tokenizer(OmegaConf.create({"tokenizer": str(SHARED / "data/models/stories260K"), "source": "config"}))
+    blocks = list(PackedStream(data.train, tokenizer, 64))
+    assert blocks == pack_lm([{"text": t} for t in texts["train"]], tokenizer, 64) and len(blocks) > 10
+    assert opened[-1] == ("allenai/c4", "en", "train", True)   # opened in streaming mode, only when training reads
+
+
+def test_a_streamed_corpus_trains_for_max_steps_and_needs_them(tmp_path, monkeypatch):
+    _fake_c4(tmp_path, monkeypatch)
+    base = ["model=tiny_llama", "task=c4", "scale=tiny", "scale.local_data=false", "task.num_eval=8",
+            "task.max_length=64", "trainer.per_device_train_batch_size=4", "trainer.save_steps=6",
+            "trainer.eval_steps=6", "trainer.logging_steps=2"]
+    result, _ = run_inprocess([*base, "trainer.max_steps=6"], tmp_path, "streamed")
+    assert result["steps"] == 6 and result["examples"]["train"] == "streamed"
+    assert result["data_sources"]["train"] == "hub-stream:allenai/c4/en:train" and result["examples"]["eval"] == 8
+    with pytest.raises(UserError, match="set trainer.max_steps"):
+        run_inprocess([*base, "trainer.max_steps=-1", "trainer.num_train_epochs=1"], tmp_path, "epochs")

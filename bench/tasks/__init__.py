@@ -13,12 +13,13 @@ import numpy as np
 
 from ..errors import UserError
 from . import commonsense, glue, instruct, pretrain, superglue, uuid_pairs  # noqa: F401  (registration)
-from .readers import read_hub, read_local, require_fields
+from .readers import HubStream, read_hub, read_local, require_fields
 from .corpus import corpus_records, source_records
 from .registry import TASKS, TaskSpec, shared_text
 from .superglue import mezo_split
 
 ROLE_ALIASES = {"train": ("train",), "eval": ("eval", "test", "validation", "val", "dev")}
+STREAM_EVAL_RECORDS = 1000   # a streamed task's held-out slice when task.num_eval is null: its eval split's first 1,000
 
 
 def get_spec(name: str) -> TaskSpec:
@@ -30,7 +31,7 @@ def get_spec(name: str) -> TaskSpec:
 @dataclass
 class TaskData:
     spec: TaskSpec
-    train: list[dict]
+    train: list[dict] | HubStream   # a stream for a streamed hub corpus (TaskSpec.stream)
     dev: list[dict]
     eval: list[dict]
     sources: dict[str, str] = field(default_factory=dict)
@@ -78,6 +79,10 @@ def _records(spec: TaskSpec, role: str, task_cfg: Any, use_local: bool, seed: in
         split = spec.hub_splits.get(role)
         if split is None:
             raise UserError(f"task {spec.name!r} has no {role} split on the hub; set task.data_files.{role}=PATH")
+        if spec.stream:
+            stream = HubStream(spec.hub_dataset, spec.hub_config, split, spec.convert_hub)
+            source = f"hub-stream:{spec.hub_dataset}/{spec.hub_config or ''}:{split}"
+            return (stream if role == "train" else stream.take(task_cfg.num_eval or STREAM_EVAL_RECORDS)), source
         rows = read_hub(spec.hub_dataset, spec.hub_config, split)
         require_fields(rows, spec.hub_fields, f"{spec.hub_dataset}:{split}")
         if spec.expand:
@@ -119,6 +124,10 @@ def load_task_data(task_cfg: Any, seed: int, use_local: bool) -> TaskData:
     eval_spec = get_spec(spec.eval_from) if spec.eval_from else spec  # MetaMath trains, GSM8K evaluates
     eval_rows, eval_src = _records(eval_spec, "eval", task_cfg, use_local, seed)
     dev: list[dict] = []
+    if isinstance(train, HubStream):
+        # Streamed (C4): the train split is read as training goes, the eval slice is fixed; the hub's train and
+        # validation splits are disjoint by construction, so nothing is held out or decontaminated here.
+        return TaskData(spec, train, dev, eval_rows, {"train": train_src, "eval": eval_src})
     if train_src == eval_src and spec.generator is None:
         # One file for both (the Alpaca sample, MultiRC's validation rows): hold out a seeded eval set that
         # shares no text with training (whole MultiRC passages go to one side).

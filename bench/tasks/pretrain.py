@@ -22,4 +22,4 @@ def text_or_alpaca(record: dict) -> dict:
 
 register(TaskSpec(name="c4", family="pretrain", kind="lm", paper="mora", metric="perplexity", scorer="suite:perplexity",
                   hub_dataset="allenai/c4", hub_config="en", hub_splits={"train": "train", "eval": "validation"},
-                  local_fields=(), hub_fields=("text",), convert_local=text_or_alpaca, convert_hub=c4))
+                  local_fields=(), hub_fields=("text",), convert_local=text_or_alpaca, convert_hub=c4, stream=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -74,6 +75,35 @@ def read_hub(dataset: str, config: str | None, split: str) -> list[dict[str, Any
         raise UserError(f"hub dataset {dataset!r} (config {config!r}, split {split!r}) cannot be loaded: "
                         f"{str(err).splitlines()[0]}; point task.data_files.{split}=PATH at a local copy") from err
     return [dict(r) for r in ds]
+
+
+class HubStream:
+    """A hub split read in datasets' streaming mode: iterated record by record, never held in memory (C4's train
+    split is ~365M documents). Records come converted to the task's canonical form, in the split's own order."""
+
+    def __init__(self, dataset: str, config: str | None, split: str, convert):
+        self.dataset, self.config, self.split, self.convert = dataset, config, split, convert
+
+    def _open(self):
+        try:
+            from datasets import load_dataset
+
+            return load_dataset(self.dataset, self.config, split=self.split, streaming=True)
+        except Exception as err:  # as read_hub: no network, no such dataset
+            raise UserError(f"hub dataset {self.dataset!r} (config {self.config!r}, split {self.split!r}) cannot be "
+                            f"streamed: {str(err).splitlines()[0]}; point task.data_files.{self.split}=PATH at a local "
+                            "copy") from err
+
+    def __iter__(self):
+        for record in self._open():
+            yield self.convert(dict(record))
+
+    def take(self, n: int) -> list[dict[str, Any]]:
+        """The split's first ``n`` records: a fixed slice, the same for every seed and run."""
+        return list(itertools.islice(iter(self), n))
+
+    def __repr__(self) -> str:
+        return f"HubStream({self.dataset!r}, {self.config!r}, {self.split!r})"
 
 
 def require_fields(records: list[dict], fields: Sequence[str], source: str) -> None:

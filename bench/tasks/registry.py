@@ -38,6 +38,8 @@ class TaskSpec:
     eval_from: str | None = None                               # evaluate on another task's eval split (MetaMath → GSM8K)
     generator: Callable[..., list[dict]] | None = None         # seeded data: the task itself (uuid), or a tiny-scale
                                                                # stand-in in the real schema where no sample exists
+    stream: bool = False                                       # the hub's train split is streamed, never materialised
+                                                               # (C4); its eval split is a fixed first-N slice
     memorization: bool = False                                 # eval = train on purpose (UUID); exempt from the
                                                                # train/eval text-overlap check
 
