@@ -64,27 +64,14 @@ def training_arguments(cfg: DictConfig, output_dir: Path, has_eval: bool) -> Tra
         raise UserError(f"trainer: {str(err).splitlines()[0]}") from err
 
 
-SV_BUDGET = 50_000_000  # adapted weights (elements) above which the ΔW spectra are skipped: a copy of each is kept
-
-
 @torch.no_grad()
-def effective_weights(method, model, budget: int = SV_BUDGET) -> dict[str, torch.Tensor] | None:
-    """Each adapted module's effective weight W + ΔW (fp32, CPU), or None for models above ``budget``."""
-    layers = list(method.adapted_layers(model))
-    if sum(layer.in_features * layer.out_features for _, layer in layers) > budget:
-        return None
-    return {name: (layer.base_layer.weight.float() + layer.delta_weight().float()).cpu() for name, layer in layers}
-
-
-@torch.no_grad()
-def delta_singular_values(start: dict[str, torch.Tensor] | None, now: dict[str, torch.Tensor] | None,
-                          threshold: float = 0.1) -> dict[str, int] | None:
-    """Per adapted module, how many singular values of the learned ΔW exceed ``threshold`` (MoRA Fig. 5). ΔW is the
-    change of the effective weight over training, so updates merged into the base (ReLoRA/ReMoRA restarts, COLA
-    knots) count with the live adapter's, as the paper's merged ΔW does."""
-    if start is None or now is None:
-        return None
-    return {name: int((torch.linalg.svdvals(now[name] - start[name]) > threshold).sum()) for name in start}
+def delta_singular_values(method, model, threshold: float = 0.1) -> dict[str, int]:
+    """Per adapted module, how many singular values of the learned ΔW exceed ``threshold`` (MoRA Fig. 5), computed
+    module by module on the module's device (any model size: no copy of the weights is kept). ΔW is the whole run's:
+    the live adapter's plus every update a restart merged into the base (ReLoRA/ReMoRA restarts, COLA knots), as the
+    paper's merged ΔW."""
+    return {name: int((torch.linalg.svdvals(layer.total_delta()) > threshold).sum())
+            for name, layer in method.adapted_layers(model)}
 
 
 def time_breakdown(wall: float, loop: float, scoring: float, final_eval: float) -> dict[str, float]:
@@ -142,7 +129,6 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
         model = method.apply(model)
     except ValueError as err:
         raise UserError(str(err)) from err
-    start_weights = effective_weights(method, model)  # before any checkpoint is restored: the weights at step 0
     trainable, total = count_parameters(model)
 
     max_length = cfg.task.max_length
@@ -219,7 +205,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
         metrics["rank_pattern"] = method.rank_pattern(model)
         metrics["density"] = float(method.density(model))
     eval_s = time.time() - eval_started
-    delta_sv = delta_singular_values(start_weights, effective_weights(method, model))
+    delta_sv = delta_singular_values(method, model)
     save_final_state(method, model, run_dir)
     exported = export_run(method, model, tokenizer, run_dir, cfg, metrics) if cfg.export else None
     wall_s = time.time() - started

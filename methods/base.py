@@ -59,6 +59,15 @@ class AdapterLinear(nn.Module):
         return result + delta.to(result.dtype)
 
     @torch.no_grad()
+    def retired_delta(self) -> torch.Tensor | float:
+        """The ΔW restarts already folded into the base (COLA knots, ReLoRA/ReMoRA), rebuilt from the retired links
+        each layer keeps; 0 for a layer that was never restarted."""
+        return 0.0
+
+    def total_delta(self) -> torch.Tensor:
+        """ΔW over the whole run, in fp32 on the layer's device: the live adapter's plus every retired link's."""
+        return self.delta_weight().float() + self.retired_delta()
+
     def fold_delta_into_base(self) -> None:
         """W ← W + ΔW, summed in fp32 and cast back to the base dtype."""
         weight = self.base_layer.weight

@@ -58,6 +58,9 @@ class LoraLinear(AdapterLinear):
     def delta_weight(self) -> torch.Tensor:
         return (self.lora_B.float() @ self.lora_A.float()) * self.scaling
 
+    def retired_delta(self) -> torch.Tensor | float:
+        return sum(((B.float() @ A.float()) * scaling for A, B, scaling in self.retired_links), 0.0)
+
     @torch.no_grad()
     def reset_link(self, r: int, scaling: float, a_init: str = "kaiming") -> list[nn.Parameter]:
         """Start a fresh (A, B) pair of rank r; returns the parameters whose optimizer state must go.

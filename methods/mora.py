@@ -59,6 +59,7 @@ class MoraLinear(AdapterLinear):
         self.r_hat = r_hat
         self.mora_type = mora_type
         self.sharing_grouping = "interleaved"
+        self.retired_links: list[tuple[torch.Tensor, str]] = []   # ReMoRA: each restart's (M, grouping), for ΔW
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         device = base_layer.weight.device
         self.mora_M = nn.Parameter(torch.zeros(r_hat, r_hat, device=device))
@@ -161,8 +162,23 @@ class MoraLinear(AdapterLinear):
             return self.mora_map(eye).T.float()
 
     @torch.no_grad()
+    def retired_delta(self) -> torch.Tensor | float:
+        """Each retired (M, grouping) through this layer's own operators: the live M stands in for it, then is put back."""
+        live, grouping, total = self.mora_M.detach().clone(), self.sharing_grouping, 0.0
+        try:
+            for M, link_grouping in self.retired_links:
+                self.mora_M.copy_(M)
+                self.sharing_grouping = link_grouping
+                total = total + self.delta_weight()
+        finally:
+            self.mora_M.copy_(live)
+            self.sharing_grouping = grouping
+        return total
+
+    @torch.no_grad()
     def reset_link(self) -> list[nn.Parameter]:
         """ReMoRA restart: M zeroed in place and the other sharing grouping; returns M (its optimizer state must go)."""
+        self.retired_links.append((self.mora_M.detach().clone(), self.sharing_grouping))
         self.mora_M.zero_()
         if self.mora_type == "sharing":
             other = SHARING_GROUPINGS[(SHARING_GROUPINGS.index(self.sharing_grouping) + 1) % len(SHARING_GROUPINGS)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.bench_helpers import compose_cfg
 
 
@@ -17,19 +19,34 @@ def test_salora_gate_settings_read_through_oc_select_change_the_run_id(tmp_path)
     assert run_id(_root_=base) == run_id(_root_=same)
 
 
-def test_the_singular_values_of_a_restarted_run_count_the_merged_updates(tmp_path):
-    """ReLoRA merges its adapter into W at each restart: Fig. 5's ΔW is the whole change, not the last segment."""
+@pytest.mark.parametrize("name", ["relora", "remora", "cola", "lora"])
+def test_the_singular_values_of_a_restarted_run_count_the_merged_updates(name):
+    """Fig. 5's ΔW is the whole change of the weight (restarts merge into W), counted per module without a copy of W:
+    the live adapter plus the retired links equal W_now − W_start, the oracle."""
     import torch
+    from torch import nn
 
     from bench.run import delta_singular_values
+    from methods import build_method
 
     torch.manual_seed(0)
-    start = {"m": torch.randn(16, 16)}
-    merged = torch.randn(16, 4) @ torch.randn(4, 16)   # rank 4, folded into W by a restart
-    live = torch.randn(16, 4) @ torch.randn(4, 16)     # rank 4, the adapter after the last restart
-    now = {"m": start["m"] + merged + live}
-    assert delta_singular_values(start, now, threshold=1e-3) == {"m": 8}
-    assert delta_singular_values(None, now) is None
+    extra = {"restart_every": 2} if name in ("relora", "remora") else {"knots": [0.5]} if name == "cola" else {}
+    method = build_method(name, r=2, alpha=4, target_modules=["fc"], **extra)
+    model = nn.Sequential()
+    model.add_module("fc", nn.Linear(24, 24))
+    model = method.apply(model)
+    start = model.fc.base_layer.weight.detach().clone()
+    method.on_train_begin(model, total_steps=4)
+    for step in range(1, 5):
+        for p in method.trainable_parameters(model):
+            p.data.add_(0.3 * torch.randn_like(p))
+        if hasattr(method, "knot_due") and method.knot_due(step):
+            method.tie_knot(model)
+    whole = model.fc.base_layer.weight.detach() + model.fc.delta_weight() - start
+    expected = int((torch.linalg.svdvals(whole) > 0.1).sum())
+    assert delta_singular_values(method, model) == {"fc": expected}
+    if name != "lora":
+        assert expected > (2 if name != "remora" else 0)   # more than one link's rank: the merged links count
 
 
 def test_the_result_says_where_the_wall_time_went(tmp_path):
