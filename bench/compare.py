@@ -238,18 +238,19 @@ def leaderboard(family: Family, cells: dict, budget: int) -> tuple[list[str], li
     for arm in ARMS:
         why = not_run(arm, family.key)
         if why and (arm, budget) not in cells:
-            lines.append(f"| – | {ARMS[arm]} | – | {why} | 0 | |")
+            lines.append(f"| – | {ARMS[arm]} | – | not run (why: [Coverage](#coverage)) | 0 | |")
     return lines, rows
 
 
 def coverage(families: list[Family], cells_by_family: dict) -> list[str]:
+    """Runs per method × family, or why there are none (each reason written out once, below the table)."""
     lines = ["| method | " + " | ".join(f.key for f in families) + " |", "|---|" + "---|" * len(families)]
     for arm, label in ARMS.items():
         row = []
         for fam in families:
             cells = [c for (a, _), c in cells_by_family[fam.key].items() if a == arm]
             if not cells and not_run(arm, fam.key):
-                row.append("not run: " + not_run(arm, fam.key).split(": ", 1)[-1].split(",")[0].split(" (")[0])
+                row.append("not run (below)")
             elif not cells:
                 row.append("no runs yet")
             else:
@@ -257,6 +258,9 @@ def coverage(families: list[Family], cells_by_family: dict) -> list[str]:
                 failed = sum(c.failed for c in cells)
                 row.append(f"{ok} runs" + (f", {failed} failed" if failed else ""))
         lines.append(f"| {label} | " + " | ".join(row) + " |")
+    lines.append("")
+    for (arm, family), why in NOT_RUN.items():
+        lines.append(f"- {ARMS[arm]}, {'every family' if family == '*' else family}: {why}.")
     return lines
 
 
