@@ -291,8 +291,8 @@ def render(runs: list, out: Path, perf_path: Path = Path("results") / "perf.json
                     + " | best or tied (families × budgets) |")
         head.append("|---|" + "---|" * (len(budgets) + 1))
         wins = _wins(families, cells_by_family, budgets)
-        arms = sorted({a for b in budgets for a in headline[b]},
-                      key=lambda a: statistics.fmean(headline[b][a][0] for b in budgets if a in headline[b]))
+        arms = sorted({a for b in budgets for a in headline[b]},   # ties by name: a set's order varies per process
+                      key=lambda a: (statistics.fmean(headline[b][a][0] for b in budgets if a in headline[b]), a))
         for arm in arms:
             parts = [(f"{headline[b][arm][0]:.1f} [{headline[b][arm][1]:.1f}, {headline[b][arm][2]:.1f}]"
                       + ("" if headline[b][arm][3] == len(families) else f" ({headline[b][arm][3]} families)")
