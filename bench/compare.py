@@ -372,8 +372,8 @@ def _wins(families, cells_by_family, budgets) -> dict[str, int]:
 def headline_table(out: Path = OUT) -> str:
     """The average-rank table of results/compare/README.md (the README's first screen shows it)."""
     text = (out / "README.md").read_text() if (out / "README.md").exists() else ""
-    lines = text.split("## Average rank over the four families", 1)[-1].splitlines()
-    return "\n".join(line for line in lines if line.startswith("|"))
+    section = text.split("## Average rank over the four families", 1)[-1].split("\n## ", 1)[0]
+    return "\n".join(line for line in section.splitlines() if line.startswith("|"))
 
 
 # ------------------------------------------------------------------------------------------ running
