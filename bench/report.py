@@ -264,7 +264,9 @@ def metric_value(run: Run, paper: str, metric: str, task: str, setting: str) -> 
     if metric == "trainable_params":
         return r.get("trainable_params")
     if metric == "training_flops":
-        return r.get("train_flops")
+        # Paper cells: the trainer state's count, as COLA reports it; stand-in blocks: the suite's own, which resolves
+        # what a rank step-down saves (records from before trainer_flos existed keep the suite's).
+        return r.get("trainer_flos", r.get("train_flops")) if run.scale == "paper" else r.get("train_flops")
     if metric == "training_time":
         return r.get("wall_s")
     return None
@@ -442,6 +444,11 @@ def render_table(paper: str, table: str, layout: Layout, runs: list[Run], scale_
     md += "\n\nCells read *reproduced / published*. Reproduced = runs of the paper's own model at scale=paper " \
           "(mean ± std over seeds); \"not run\" = no such run here; \"failed\" = its runs failed (see error.json); " \
           "published \"n/a\" = not transcribed (never invented). Winners per the paper's convention in bold."
+    if any(ck[1] in SUMMED_OVER_SEEDS for ck in layout.col_keys):
+        md += ("\n\nTraining FLOPs: reproduced cells read the trainer state's `total_flos` (HF's 6 × parameters × "
+               "tokens), as the paper does, summed over seeds; the stand-in block below reads the suite's count "
+               "(forward, input gradients, and weight gradients of the trained parameters only), which is what sees "
+               "a rank step-down's saving.")
     md += "\n\n" + render_scale_table(paper, layout, scale_runs)
     return md, csv_rows
 

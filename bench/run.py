@@ -217,6 +217,9 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
         "train_loss": [[r["step"], r.get("task_loss", r["loss"])] for r in rows if "loss" in r],
         "eval_loss": [[r["step"], r["eval_loss"]] for r in rows if "eval_loss" in r],
         "trainable_params": trainable, "total_params": total, "train_flops": flops.flops,
+        # HF's own count (6 × parameters × tokens, every parameter as if trained), what COLA's Table 4 reads off the
+        # trainer state; train_flops above is the suite's, which sees what an adapter's rank saves.
+        "trainer_flos": float(trainer.state.total_flos),
         "steps": trainer.state.global_step, "world_size": distributed.world_size(),
         "examples": {"train": "streamed" if streamed else len(data.train), "eval": len(data.eval), "longest_tokens": longest,
                      "dropped_overlong": dropped, "decontaminated": data.decontaminated},

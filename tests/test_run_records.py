@@ -53,6 +53,7 @@ def test_the_result_says_where_the_wall_time_went(tmp_path):
     from tests.bench_helpers import FAST, run_inprocess
 
     result, _ = run_inprocess([*FAST, "task.score_every=8"], tmp_path)
+    assert result["trainer_flos"] > 0 and result["train_flops"] > 0   # HF's count beside the suite's (COLA Table 4)
     parts = result["time_s"]
     assert parts["training"] > 0 and parts["periodic_scoring"] > 0 and parts["final_eval"] > 0 and parts["other"] > 0
     total = parts["training"] + parts["periodic_scoring"] + parts["final_eval"] + parts["other"]
