@@ -45,21 +45,21 @@ class Family:
     metric: str       # a metric expression (bench.claims.metric_of)
     direction: str    # "greater" or "less" is better
     unit: str
-    small: str        # what the CPU tier runs, in words
+    small: str        # what the CPU tier runs, in words (its steps are read off the records)
     paper: str        # what the paper-scale experiment runs, in words
 
 
 FAMILIES = (
     Family("memorisation", "Memorisation (MoRA)", "compare_uuid", "final.char_acc", "greater", "character accuracy",
-           "stories260K memorising 64 UUID pairs, 160 steps", "LLaMA-2-7B memorising 10k UUID pairs (MoRA §3)"),
+           "stories260K memorising 64 UUID pairs", "LLaMA-2-7B memorising 10k UUID pairs (MoRA §3)"),
     Family("pretraining", "Pretraining from scratch (MoRA)", "compare_pretrain", "final.perplexity", "less",
-           "held-out perplexity", "tiny_llama (random init) on the shared corpus, 240 steps",
+           "held-out perplexity", "tiny_llama (random init) on the shared corpus",
            "LLaMA-style 250M on C4 (MoRA §5.3)"),
     Family("adaptation", "Continual adaptation to new text (OLoRA / COLA)", "compare_adapt", "final.eval_loss", "less",
-           "held-out eval loss", "pretrained stories260K on the shared corpus, 120 steps",
+           "held-out eval loss", "pretrained stories260K on the shared corpus",
            "LLaMA-2-7B on Alpaca instructions, held-out loss (OLoRA's 7B setting)"),
     Family("classification", "Classification (SaLoRA / COLA)", "compare_classify", "final.acc", "greater", "accuracy",
-           "stories260K + head on glue_source (4-way, chance 0.25), 60 steps",
+           "stories260K + head on glue_source (4-way, chance 0.25)",
            "RoBERTa-base on SST-2 (SaLoRA Table 1)"),
 )
 # Every method of the suite, in the page's order; labels as the papers print them.
@@ -149,6 +149,15 @@ def better(family: Family, a: float, b: float) -> bool:
     return a > b if family.direction == "greater" else a < b
 
 
+def best_of(family: Family, cells) -> Cell | None:
+    """The cell with the best mean (the first of equals), among those with values."""
+    best = None
+    for c in cells:
+        if c.values and (best is None or better(family, c.mean, best.mean)):
+            best = c
+    return best
+
+
 def paired_tie(best: Cell, other: Cell) -> bool:
     """The paired difference over common seeds has a 95% interval spanning zero (or too few pairs to say)."""
     common = sorted(set(best.values) & set(other.values))
@@ -214,10 +223,7 @@ def fmt_cell(cell: Cell) -> str:
 def leaderboard(family: Family, cells: dict, budget: int) -> tuple[list[str], list[dict]]:
     board = {arm: c for (arm, b), c in cells.items() if b == budget}
     scored = [c for c in board.values() if c.values]
-    best = None
-    for c in scored:
-        if best is None or better(family, c.mean, best.mean):
-            best = c
+    best = best_of(family, scored)
     ranks = ranks_of(family, {c.arm: c.mean for c in scored}) if scored else {}
     order = sorted(board.values(), key=lambda c: (c.mean is None, ranks.get(c.arm, 0.0), c.arm))
     lines = [f"| rank | method | trainable params | {family.unit} (mean ± 95% CI half-width) | seeds | |",
@@ -300,8 +306,8 @@ def render(runs: list, out: Path, perf_path: Path = Path("results") / "perf.json
             head.append(f"| {ARMS.get(arm, arm)} | " + " | ".join(parts) + f" | {wins.get(arm, 0)} |")
         head.append("")
     head += ["Tasks (one per paper's family; the CPU tier's stand-ins, labelled as such):", ""]
-    head += [f"- **{f.label}** — {f.small}; metric: {f.unit} ({'higher' if f.direction == 'greater' else 'lower'} "
-             f"is better). Paper scale: {f.paper}." for f in families]
+    head += [f"- **{f.label}** — {f.small}{steps_of(f, runs)}; metric: {f.unit} "
+             f"({'higher' if f.direction == 'greater' else 'lower'} is better). Paper scale: {f.paper}." for f in families]
     head += ["", "Every arm of a family trains on the same data for the same steps at one shared learning rate "
              "(the family's, untuned per method: methods that want another rate, e.g. prefix tuning, are at a "
              "disadvantage the boards do not correct).", ""]
@@ -336,6 +342,12 @@ def render(runs: list, out: Path, perf_path: Path = Path("results") / "perf.json
     return {"budgets": budgets, "headline": headline}
 
 
+def steps_of(family: Family, runs: list) -> str:
+    """The family's training steps, read off its records (not restated beside the experiment file)."""
+    steps = sorted({run.result.get("steps") for run in runs if run.status == "ok" and run.feeds(family.key)} - {None})
+    return f", {'/'.join(map(str, steps))} steps" if steps else ""
+
+
 def density_notes(families: list[Family], runs: list) -> list[str]:
     """Where SaLoRA's expected density ended (its kept budget assumes b = 0.5), per family and budget."""
     lines = []
@@ -357,12 +369,7 @@ def _wins(families, cells_by_family, budgets) -> dict[str, int]:
     for fam in families:
         for budget in budgets:
             board = [c for (a, b), c in cells_by_family[fam.key].items() if b == budget and c.values]
-            if not board:
-                continue
-            best = board[0]
-            for c in board:
-                if better(fam, c.mean, best.mean):
-                    best = c
+            best = best_of(fam, board)
             for c in board:
                 if c is best or paired_tie(best, c):
                     wins[c.arm] = wins.get(c.arm, 0) + 1

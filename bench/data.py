@@ -62,18 +62,15 @@ def pack_lm(examples: list[dict], tokenizer, block_size: int) -> list[dict]:
         digest.update(b"\0")
     key = digest.hexdigest()
     if key not in _PACKED:
-        stream: list[int] = []
-        for ids in tokenizer([ex["text"] for ex in examples]).input_ids if examples else []:
-            stream += ids + [tokenizer.eos_token_id]
         if len(_PACKED) >= _PACKED_MAX:
             _PACKED.pop(next(iter(_PACKED)))
-        _PACKED[key] = [stream[i:i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
+        _PACKED[key] = [block["input_ids"] for block in PackedStream(examples, tokenizer, block_size)]
     return [{"input_ids": list(block), "labels": list(block)} for block in _PACKED[key]]
 
 
 class PackedStream(torch.utils.data.IterableDataset):
-    """``pack_lm`` over a stream of texts (a streamed hub corpus), block by block as training reads it: the same
-    blocks ``pack_lm`` gives for the same texts, without holding the corpus."""
+    """The packing itself, block by block as it is read: over a list (``pack_lm``) or a streamed hub corpus, whose
+    texts are never held."""
 
     def __init__(self, examples, tokenizer, block_size: int):
         super().__init__()

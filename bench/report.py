@@ -30,7 +30,7 @@ PUBLISHED_DIR = Path(__file__).parent / "published"
 PUBLISHED_COLUMNS = ("paper", "table", "model", "task", "rank", "method", "setting", "metric", "value", "std",
                      "source", "status", "primary_url", "note")
 from . import papers as paper_specs
-from .claims import Outcome, evaluate_claim, metric_of, paired_values
+from .claims import Outcome, config_value, evaluate_claim, metric_of, paired_values
 
 PAPERS = paper_specs.PAPERS
 PAPER_TITLES = {p: paper_specs.load(p).title for p in PAPERS}
@@ -343,8 +343,6 @@ def selected_setting(runs: list[Run]) -> tuple[list[Run], str]:
     the runs of the setting whose mean selection metric over seeds is best, and that setting in words; other
     runs pass through. The paper's protocol: COLA picks lr × batch on its dev split, MoRA's UUID runs report the
     best learning rate of its grid."""
-    from .claims import config_value, metric_of
-
     kept, chosen = [], []
     by_experiment: dict[str, list[Run]] = defaultdict(list)
     for run in runs:

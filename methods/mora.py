@@ -156,22 +156,23 @@ class MoraLinear(AdapterLinear):
         return self.mora_map(self.lora_dropout(x))
 
     def delta_weight(self) -> torch.Tensor:
-        # Δy = ΔW x for all x, so ΔWᵀ is the map applied to the identity's rows.
-        eye = torch.eye(self.in_features, device=self.mora_M.device, dtype=torch.float32)
+        return self._delta_of(self.mora_M)
+
+    def _delta_of(self, M: torch.Tensor) -> torch.Tensor:
+        # Δy = ΔW x for all x, so ΔWᵀ is the map (with this M) applied to the identity's rows.
+        eye = torch.eye(self.in_features, device=M.device, dtype=torch.float32)
         with torch.autocast(device_type=eye.device.type, enabled=False):
-            return self.mora_map(eye).T.float()
+            return self.decompress(F.linear(self.compress(eye), M)).T.float()
 
     @torch.no_grad()
     def retired_delta(self) -> torch.Tensor | float:
-        """Each retired (M, grouping) through this layer's own operators: the live M stands in for it, then is put back."""
-        live, grouping, total = self.mora_M.detach().clone(), self.sharing_grouping, 0.0
+        """Each retired M through this layer's operators, with the sharing grouping it was trained under."""
+        grouping, total = self.sharing_grouping, 0.0
         try:
             for M, link_grouping in self.retired_links:
-                self.mora_M.copy_(M)
                 self.sharing_grouping = link_grouping
-                total = total + self.delta_weight()
+                total = total + self._delta_of(M)
         finally:
-            self.mora_M.copy_(live)
             self.sharing_grouping = grouping
         return total
 
