@@ -6,6 +6,7 @@ Each returns {metric: value} plus "{metric}_stderr" where the metric is a mean o
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Callable
 
 import numpy as np
@@ -16,6 +17,7 @@ from tqdm.auto import tqdm
 
 from .data import Collator, encode, option_mean_logprob
 from .tasks.instruct import final_number
+from .tasks.math_answers import equivalent, last_boxed, predicted_answer
 
 
 def _batches(items: list, size: int, desc: str):
@@ -48,7 +50,9 @@ def score_choice(model, tokenizer, examples: list[dict], max_length: int, batch_
 
 
 @torch.no_grad()
-def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int) -> list[str]:
+def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int,
+                   num_beams: int = 1) -> list[str]:
+    """Decoded continuations of ``prompts``: greedy, or beam search with ``num_beams`` (no sampling either way)."""
     model.eval()
     device = next(model.parameters()).device
     side = tokenizer.padding_side
@@ -57,7 +61,7 @@ def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int, ba
     try:
         for chunk in _batches(prompts, batch_size, "generate"):
             enc = tokenizer(chunk, return_tensors="pt", padding=True).to(device)
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams,
                                  pad_token_id=tokenizer.pad_token_id)
             out += tokenizer.batch_decode(gen[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
     finally:
@@ -80,6 +84,45 @@ def score_gsm8k(model, tokenizer, examples: list[dict], max_length: int, batch_s
     preds = greedy_answers(model, tokenizer, [ex["prompt"] for ex in examples], 256, batch_size)
     hits = [float(final_number(p) is not None and final_number(p) == final_number(ex["answer"])) for p, ex in zip(preds, examples)]
     return _mean_with_stderr("exact_match", hits)
+
+
+# LLM-Adapters' commonsense evaluation (commonsense_evaluate.py): the instruction template, beam search with 4 beams,
+# at most 32 new tokens, and the first option name ("answer2", "true", "solution1", ...) found in the text is the
+# prediction; no option named = wrong.
+LLM_ADAPTERS_BEAMS, LLM_ADAPTERS_NEW_TOKENS = 4, 32
+
+
+def option_names(example: dict) -> list[str]:
+    """The option names of an LLM-Adapters example, from its candidates ("the correct answer is answer2")."""
+    return [c.rsplit(" ", 1)[-1] for c in example["candidates"]]
+
+
+def extract_option(text: str, names: list[str]) -> str | None:
+    """The first option name in ``text`` (longest name first where one is a prefix of another)."""
+    pattern = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    found = re.search(pattern, text.strip())
+    return found.group(0) if found else None
+
+
+def score_llm_adapters(model, tokenizer, examples: list[dict], max_length: int, batch_size: int) -> dict[str, float]:
+    preds = greedy_answers(model, tokenizer, [ex["prompt"] for ex in examples], LLM_ADAPTERS_NEW_TOKENS, batch_size,
+                           num_beams=LLM_ADAPTERS_BEAMS)
+    hits = []
+    for text, ex in zip(preds, examples):
+        names = option_names(ex)
+        hits.append(float(extract_option(text, names) == names[int(ex["label"])]))
+    return _mean_with_stderr("gen_acc", hits)
+
+
+MATH_NEW_TOKENS = 512  # MetaMath's evaluation generates up to 512 tokens for MATH
+
+
+def score_math(model, tokenizer, examples: list[dict], max_length: int, batch_size: int) -> dict[str, float]:
+    """MATH: the generation's answer ("The answer is: X", else its last box) equals the solution's boxed answer after
+    the benchmark's normalisation (bench/tasks/math_answers.py)."""
+    preds = greedy_answers(model, tokenizer, [ex["prompt"] for ex in examples], MATH_NEW_TOKENS, batch_size)
+    return _mean_with_stderr("exact_match", [float(equivalent(predicted_answer(p), last_boxed(ex["answer"])))
+                                             for p, ex in zip(preds, examples)])
 
 
 @torch.no_grad()
@@ -108,6 +151,7 @@ def score_glue(model, tokenizer, examples: list[dict], max_length: int, batch_si
 SCORERS: dict[str, Callable] = {
     "suite:uuid_char_acc": score_uuid,
     "suite:gsm8k_exact_match": score_gsm8k,
+    "suite:math_exact_match": score_math,
     "suite:glue": score_glue,
     "mezo (mean option log-prob)": score_choice,
 }
@@ -124,9 +168,10 @@ def evaluate_final(spec, model, tokenizer, examples: list[dict], run_dir, use_bu
                    batch_size: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The final metrics of a run and where they came from.
 
-    Commonsense: lm-eval's acc/acc_norm (built-in task at paper scale, a run-local YAML task otherwise).
+    Commonsense: LLM-Adapters' generation accuracy (``gen_acc``, the papers' protocol) and lm-eval's acc/acc_norm
+    beside it (built-in task at paper scale, a run-local YAML task otherwise).
     MeZO tasks: the suite's mean-option-log-prob scorer (MeZO's protocol), plus lm-eval's acc on the same
-    examples as ``lm_eval_acc``. Others: their suite scorer.
+    examples as ``lm_eval_acc``. MMLU: lm-eval's acc at the task's shot count. Others: their suite scorer.
     """
     from .lm_eval_tasks import run_lm_eval, write_choice_task
 
@@ -136,17 +181,20 @@ def evaluate_final(spec, model, tokenizer, examples: list[dict], run_dir, use_bu
     if scorer is not None:
         metrics.update(scorer(model, tokenizer, examples, max_length, batch_size))
         provenance["scorer"] = name
-    if spec.family in ("commonsense", "superglue"):
+    if spec.family in ("commonsense", "superglue", "mmlu"):
         if use_builtin and spec.lm_eval_task:
             task, include = spec.lm_eval_task, None
         else:
             include = run_dir / "lm_eval_tasks"
             task = write_choice_task(include, spec.name, examples)
-        out = run_lm_eval(model, tokenizer, task, include, batch_size)
-        prefix = "" if spec.family == "commonsense" else "lm_eval_"
+        out = run_lm_eval(model, tokenizer, task, include, batch_size, num_fewshot=spec.num_fewshot)
+        prefix = "lm_eval_" if spec.family == "superglue" else ""
         metrics.update({prefix + k: v for k, v in out["metrics"].items()})
         metrics[f"{prefix}acc_n"] = out["n"]
         provenance["lm_eval"] = {"task": out["task"], "version": out["version"], "n": out["n"]}
+        if spec.family == "mmlu":
+            provenance["scorer"] = f"lm-eval:{out['task']} ({spec.num_fewshot}-shot)"
         if spec.family == "commonsense":
-            provenance["scorer"] = f"lm-eval:{out['task']}"
+            metrics.update(score_llm_adapters(model, tokenizer, examples, max_length, batch_size))
+            provenance["scorer"] = f"llm-adapters generation (gen_acc) + lm-eval:{out['task']} (acc)"
     return metrics, provenance

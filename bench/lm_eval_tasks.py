@@ -50,8 +50,11 @@ def write_choice_task(out_dir: Path, task: str, examples: list[dict]) -> str:
     return name
 
 
-def run_lm_eval(model, tokenizer, task: str, include_path: Path | None, batch_size: int) -> dict[str, Any]:
-    """acc / acc_norm with stderr, the task version and the sample count, for one task."""
+def run_lm_eval(model, tokenizer, task: str, include_path: Path | None, batch_size: int,
+                num_fewshot: int | None = None) -> dict[str, Any]:
+    """acc / acc_norm with stderr, the task version and the sample count, for one task (or group, as MMLU).
+    ``num_fewshot``: examples shown before each question (a run-local task draws them from its own examples,
+    never the question itself)."""
     if include_path is not None:
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     from lm_eval import simple_evaluate
@@ -62,7 +65,8 @@ def run_lm_eval(model, tokenizer, task: str, include_path: Path | None, batch_si
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device)
     # include_defaults=False skips indexing lm-eval's thousands of built-in YAMLs (~20 s) when only ours are used
     manager = TaskManager(include_path=str(include_path), include_defaults=False) if include_path else TaskManager()
-    out = simple_evaluate(model=lm, tasks=[task], task_manager=manager, log_samples=False, bootstrap_iters=1000)
+    out = simple_evaluate(model=lm, tasks=[task], task_manager=manager, log_samples=False, bootstrap_iters=1000,
+                          num_fewshot=num_fewshot)
     res = out["results"][task]
     metrics = {}
     for key, value in res.items():

@@ -235,6 +235,8 @@ def metric_value(run: Run, paper: str, metric: str, task: str, setting: str) -> 
     """The run's number for a published metric name (None when the run cannot say)."""
     r = run.result
     metrics = r.get("metrics", {})
+    if task in (r.get("eval_tasks") or {}):  # one of the tasks a pooled run scored after training (OLoRA Table I)
+        metrics = {k[len(task) + 1:]: v for k, v in metrics.items() if k.startswith(f"{task}/")}
     if metric == "char_accuracy":
         step = re.search(r"step=(\d+)", setting)
         if step:
@@ -247,11 +249,17 @@ def metric_value(run: Run, paper: str, metric: str, task: str, setting: str) -> 
             return 100 * logged[nearest] if abs(nearest - target) <= 0.05 * max(r.get("steps") or 1, 1) else None
         return 100 * metrics["char_acc"] if "char_acc" in metrics else None
     if metric in ("final_score", "test_accuracy", "accuracy", "ACC"):
+        if "gen_acc" in metrics:  # LLM-Adapters' generation protocol, what the commonsense papers report
+            return 100 * metrics["gen_acc"]
         if "acc" in metrics:
             return 100 * metrics["acc"]
         if "exact_match" in metrics:
             return 100 * metrics["exact_match"]
         return 100 * metrics["char_acc"] if "char_acc" in metrics else None
+    if metric in ("GSM8K", "MATH"):  # MoRA Table 1: the benchmark is the metric's name
+        return 100 * metrics["exact_match"] if "exact_match" in metrics else None
+    if metric in ("MMLU_0shot", "MMLU_5shot"):
+        return 100 * metrics["acc"] if "acc" in metrics else None
     if metric == "glue_dev_score":
         key = GLUE_METRIC.get(r.get("task"), "acc")
         return 100 * metrics[key] if key in metrics else None
@@ -311,6 +319,18 @@ def layout_of(rows: list[dict]) -> Layout:
     return Layout(row_keys, col_keys, published, setting_in_columns)
 
 
+def scored_task(run: Run, paper: str, label: str, metric: str = "") -> str | None:
+    """The task (registry name) of ``run`` that a column reads: the run's own task or one it scored after training
+    (``task.eval_tasks``), whose label is the column's metric (MoRA Table 1: column "mathematical reasoning", metric
+    "MATH") or else the column's task; None if neither."""
+    names = (run.task_name, *(run.result.get("eval_tasks") or {}))
+    for wanted in (metric, label):
+        for name in names:
+            if wanted and norm(TASK_LABELS[paper].get(name, "")) == norm(wanted):
+                return name
+    return None
+
+
 def run_matches(run: Run, paper: str, rk: tuple, ck: tuple, *, by_model: bool) -> bool:
     cfg = run.cfg
     model, method, rank, setting = rk
@@ -324,7 +344,7 @@ def run_matches(run: Run, paper: str, rk: tuple, ck: tuple, *, by_model: bool) -
         return False
     if rank and rank_label(cfg) != rank and not (method == "LoRA" and "->" in rank):
         return False
-    if task and norm(TASK_LABELS[paper].get(run.task_name, "")) != norm(task):
+    if task and scored_task(run, paper, task, metric) is None:
         return False
     op = re.search(r"operator=(\w+)", setting)
     if op and setting_of(cfg) != f"operator={op.group(1)}":
@@ -379,7 +399,8 @@ def cell_values(runs: list[Run], paper: str, rk: tuple, ck: tuple, by_model: boo
         if run.status != "ok":
             failed += 1
             continue
-        value = metric_value(run, paper, ck[1], run.result.get("task", ""), ck[2] or rk[3])
+        task = (scored_task(run, paper, ck[0], ck[1]) if ck[0] else None) or run.result.get("task", "")
+        value = metric_value(run, paper, ck[1], task, ck[2] or rk[3])
         if value is not None and math.isfinite(value):
             values.append(float(value))
     return values, failed, chosen
@@ -480,13 +501,13 @@ def render_scale_table(paper: str, layout: Layout, runs: list[Run]) -> str:
             vals, failed = [], 0
             for run in groups[key]:
                 label = TASK_LABELS[paper].get(run.task_name) or run.task_name
-                task_ok = not task_of[ck] or norm(label) == norm(task_of[ck])
-                if not task_ok:
+                scored = scored_task(run, paper, task_of[ck], ck[1]) if task_of[ck] else None
+                if task_of[ck] and norm(label) != norm(task_of[ck]) and scored is None:
                     continue
                 if run.status != "ok":
                     failed += 1
                     continue
-                v = metric_value(run, paper, ck[1], "", ck[2] or setting)
+                v = metric_value(run, paper, ck[1], scored or "", ck[2] or setting)
                 if v is not None and math.isfinite(v):
                     vals.append(float(v))
             out.append(fmt(vals, ck[1]) or ("failed" if failed else "–"))

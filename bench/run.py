@@ -135,8 +135,14 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
     fitted, longest, dropped = fit_examples(cfg.task.name, spec.kind, {"train": data.train, "dev": data.dev, "eval": data.eval},
                                             tokenizer, max_length, cfg.task.get("overlong", "error"))
     data.train, data.dev, data.eval = fitted["train"], fitted["dev"], fitted["eval"]
+    for name, (extra_spec, rows, source) in data.extra_eval.items():  # no task.eval_tasks example is cut either
+        kept, extra_longest, extra_dropped = fit_examples(name, extra_spec.kind, {f"eval:{name}": rows}, tokenizer,
+                                                          max_length, cfg.task.get("overlong", "error"))
+        data.extra_eval[name] = (extra_spec, kept[f"eval:{name}"], source)
+        longest, dropped = max(longest, extra_longest), {**dropped, **extra_dropped}
     if cfg.get("smoke"):
         data.dev, data.eval = smoke_eval(data.dev), smoke_eval(data.eval)
+        data.extra_eval = {n: (t, smoke_eval(rows), src) for n, (t, rows, src) in data.extra_eval.items()}
     if not data.eval and dropped.get("eval"):
         raise UserError(f"task={cfg.task.name}: all {dropped['eval']} evaluation examples are longer than "
                         f"task.max_length={max_length} and were dropped (task.overlong=drop); raise task.max_length")
@@ -201,6 +207,13 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
                                                use_builtin=not (cfg.scale.local_data or data.eval_named),
                                                max_length=max_length, batch_size=eval_batch)
     metrics.update(final_metrics)
+    scored_tasks = {}
+    for name, (extra_spec, rows, source) in data.extra_eval.items():
+        extra_metrics, extra_provenance = evaluate_final(extra_spec, model, tokenizer, rows, run_dir,
+                                                         use_builtin=not cfg.scale.local_data, max_length=max_length,
+                                                         batch_size=eval_batch)
+        metrics.update({f"{name}/{k}": v for k, v in extra_metrics.items()})
+        scored_tasks[name] = {"n": len(rows), "source": source, **extra_provenance}
     if hasattr(method, "rank_pattern"):
         metrics["rank_pattern"] = method.rank_pattern(model)
         metrics["density"] = float(method.density(model))
@@ -213,7 +226,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
         "experiment": experiment, "method": method.name, "model": cfg.model.name, "task": cfg.task.name, "rank": cfg.method.r,
         "seed": cfg.seed, "scale": cfg.scale.name, "smoke": bool(cfg.get("smoke")), "status": "ok", "metrics": metrics,
         "headline_metric": spec.metric, "scorer": provenance.get("scorer", "trainer:eval_loss"),
-        "lm_eval": provenance.get("lm_eval"), "export": exported, "delta_sv_gt_0.1": delta_sv,
+        "lm_eval": provenance.get("lm_eval"), "eval_tasks": scored_tasks, "export": exported, "delta_sv_gt_0.1": delta_sv,
         "train_loss": [[r["step"], r.get("task_loss", r["loss"])] for r in rows if "loss" in r],
         "eval_loss": [[r["step"], r["eval_loss"]] for r in rows if "eval_loss" in r],
         "trainable_params": trainable, "total_params": total, "train_flops": flops.flops,

@@ -75,6 +75,25 @@ def test_paper_scale_run_fills_its_cell_and_failed_run_says_failed(tmp_path):
     assert "Failed runs" in readme and "c" in readme.split("Failed runs")[1]
 
 
+def test_a_pooled_run_fills_every_benchmark_it_scored_with_the_generation_accuracy(tmp_path):
+    """OLoRA Table I: one run trained on the pooled collection, scored on six benchmarks (task.eval_tasks), fills
+    each benchmark's column with LLM-Adapters' generation accuracy (gen_acc), not lm-eval's acc beside it."""
+    runs = tmp_path / "runs"
+    base = {"report": {"paper": "olora", "tables": ["I"]}, "scale": {"name": "paper"}, "model": {"name": "opt-1.3b"},
+            "method": {"name": "lora", "r": 64}, "task": {"name": "commonsense_170k"}}
+    for seed, gen in ((1, 0.40), (2, 0.50)):
+        fake_run(runs, f"s{seed}", {**base, "seed": seed},
+                 {"task": "commonsense_170k", "eval_tasks": {"boolq": {"n": 500}, "piqa": {"n": 500}},
+                  "metrics": {"eval_loss": 1.0, "boolq/gen_acc": gen, "boolq/acc": 0.9, "piqa/gen_acc": 0.7,
+                              "piqa/acc": 0.1}})
+    main(["--paper", "olora", "--runs", str(runs), "--out", str(tmp_path / "out")])
+    with open(tmp_path / "out" / "olora" / "tableI.csv", newline="") as f:
+        cells = {(r["model"], r["method"], r["rank"], r["task"]): r["reproduced"] for r in csv.DictReader(f)}
+    assert cells[("OPT-1.3B", "LoRA", "64", "BoolQ")] == "45.00 ± 7.07"
+    assert cells[("OPT-1.3B", "LoRA", "64", "PIQA")] == "70.00 ± 0.00"
+    assert cells[("OPT-1.3B", "LoRA", "64", "Arc-E")] == "not run", "a benchmark the run did not score stays empty"
+
+
 def test_committed_results_regenerate_byte_identically_from_their_records(tmp_path):
     """`make report` on a fresh clone: the committed records alone give back every committed page and figure."""
     committed = Path(__file__).resolve().parents[1] / "results"
@@ -200,3 +219,25 @@ def test_salora_fig6_draws_the_ablation_runs_of_every_task(tmp_path, monkeypatch
                         lambda self, *a, **k: labels.append(k.get("label")) or real_plot(self, *a, **k))
     assert report_figures.salora_fig6(runs, tmp_path / "fig6.png") and (tmp_path / "fig6.png").stat().st_size > 0
     assert set(labels) == {"cola, b 0.5", "mrpc, b 0.5", "stsb, b 0.5"}
+
+
+def test_moras_table1_reads_each_benchmark_from_the_run_that_scored_it(tmp_path):
+    """MoRA Table 1's columns are (category, benchmark): a MetaMath run fills GSM8K (its own eval) and MATH (scored
+    after training), a Tülu v2 run fills MMLU at 0 and 5 shots; neither fills the other's columns."""
+    runs = tmp_path / "runs"
+    base = {"report": {"paper": "mora", "tables": ["1"]}, "scale": {"name": "paper"}, "model": {"name": "llama2-7b"},
+            "method": {"name": "lora", "r": 8}, "seed": 1}
+    fake_run(runs, "math", {**base, "task": {"name": "metamath"}},
+             {"task": "metamath", "eval_tasks": {"math": {"n": 5000}},
+              "metrics": {"exact_match": 0.6, "math/exact_match": 0.15}})
+    fake_run(runs, "tulu", {**base, "task": {"name": "tulu_v2"}},
+             {"task": "tulu_v2", "eval_tasks": {"mmlu_0shot": {"n": 14042}, "mmlu_5shot": {"n": 14042}},
+              "metrics": {"eval_loss": 1.2, "mmlu_0shot/acc": 0.5, "mmlu_5shot/acc": 0.52}})
+    main(["--paper", "mora", "--runs", str(runs), "--out", str(tmp_path / "out")])
+    with open(tmp_path / "out" / "mora" / "table1.csv", newline="") as f:
+        cells = {(r["method"], r["rank"], r["metric"]): r["reproduced"] for r in csv.DictReader(f)}
+    assert cells[("LoRA", "8", "GSM8K")] == "60.00"
+    assert cells[("LoRA", "8", "MATH")] == "15.00"
+    assert cells[("LoRA", "8", "MMLU_0shot")] == "50.00"
+    assert cells[("LoRA", "8", "MMLU_5shot")] == "52.00"
+    assert cells[("LoRA", "8", "BioMed")] == "not run"

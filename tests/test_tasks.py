@@ -130,8 +130,10 @@ def test_tiny_run_per_family_reports_its_metric_in_range(family, tmp_path):
     result, _ = run_inprocess([*overrides, "trainer.max_steps=4", "task.limit_train=32", *limits], tmp_path)
     assert lo <= result["metrics"][metric] <= hi
     if family == "commonsense":
-        assert result["scorer"].startswith("lm-eval:") and result["lm_eval"]["version"] is not None
+        assert "lm-eval:" in result["scorer"] and result["lm_eval"]["version"] is not None
         assert "acc_stderr" in result["metrics"]
+        # LLM-Adapters' generation protocol beside lm-eval's acc, on the same examples
+        assert 0 <= result["metrics"]["gen_acc"] <= 1 and result["metrics"]["gen_acc_n"] == result["metrics"]["acc_n"]
     if family == "superglue":
         assert result["scorer"] == "mezo (mean option log-prob)" and 0 <= result["metrics"]["lm_eval_acc"] <= 1
 
@@ -263,3 +265,89 @@ def test_a_streamed_corpus_trains_for_max_steps_and_needs_them(tmp_path, monkeyp
     assert result["data_sources"]["train"] == "hub-stream:allenai/c4/en:train" and result["examples"]["eval"] == 8
     with pytest.raises(UserError, match="set trainer.max_steps"):
         run_inprocess([*base, "trainer.max_steps=-1", "trainer.num_train_epochs=1"], tmp_path, "epochs")
+
+
+def test_llm_adapters_extraction_takes_the_first_option_named_in_the_text():
+    from bench.evaluate import extract_option, option_names
+    from bench.tasks.commonsense import from_llm_adapters
+
+    example = from_llm_adapters({"instruction": "Please choose the correct answer to the question: Q\n\nAnswer1: a\n"
+                                 "Answer2: b\n\nAnswer format: answer1/answer2", "answer": "answer2"})
+    names = option_names(example)
+    assert names == ["answer1", "answer2"] and names[example["label"]] == "answer2"
+    assert extract_option("the correct answer is answer2, not answer1", names) == "answer2"
+    assert extract_option("I think answer1", names) == "answer1"
+    assert extract_option("no idea", names) is None
+    assert extract_option("answer10 then answer1", [f"answer{i}" for i in range(1, 11)]) == "answer10"
+    assert extract_option("  true.", ["true", "false"]) == "true"
+
+
+def test_a_pooled_training_set_scores_each_eval_task_and_never_trains_on_their_questions(tmp_path):
+    """task.local_files.train may list several files (one pooled split, as LLM-Adapters' commonsense collection);
+    task.eval_tasks reads each benchmark through its own schema; a training question that is also a benchmark's
+    test question is removed from training."""
+    import json
+
+    from bench.tasks import load_task_data
+
+    def record(question, answer="answer1"):
+        return {"instruction": f"Please choose the correct answer to the question: {question}\n\nAnswer1: x\n"
+                               "Answer2: y\n\nAnswer format: answer1/answer2", "input": "", "output": "", "answer": answer}
+
+    leaked = record("leaked?")
+    (tmp_path / "a.json").write_text(json.dumps([record(f"a{i}") for i in range(30)] + [leaked]))
+    (tmp_path / "b.json").write_text(json.dumps([record(f"b{i}") for i in range(30)]))
+    (tmp_path / "test.json").write_text(json.dumps([leaked, record("t1", "answer2")]))
+    pool = [str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    from tests.bench_helpers import compose_cfg
+
+    cfg = compose_cfg(["task=commonsense_170k", f"task.local_files.train=[{pool[0]},{pool[1]}]",
+                       f"task.local_files.test=[{pool[0]},{pool[1]}]", "task.num_eval=6", "task.limit_train=null",
+                       "task.limit_eval=null", f"~task.eval_tasks", f"+task.eval_tasks={{arc_easy: '{tmp_path / 'test.json'}'}}"],
+                      tmp_path)
+    data = load_task_data(cfg.task, seed=1, use_local=True)
+    assert set(data.extra_eval) == {"arc_easy"}
+    spec, rows, source = data.extra_eval["arc_easy"]
+    assert spec.name == "arc_easy" and len(rows) == 2 and source.endswith("test.json")
+    assert data.decontaminated == 1 and len(data.train) + len(data.eval) == 60
+    assert {ex["prompt"] for ex in data.train}.isdisjoint(ex["prompt"] for ex in rows)
+    assert data.sources["train"] == "+".join(pool)
+
+
+@pytest.mark.parametrize("generated,solution,right", [
+    ("So x = 3.\nThe answer is: 3", "Thus $x = \\boxed{3}$.", True),
+    ("The answer is: \\frac12", "$\\boxed{\\dfrac{1}{2}}$", True),
+    ("The answer is: 0.5.", "$\\boxed{\\frac{1}{2}}$", True),
+    ("The answer is: 5 \\text{ cm}", "$\\boxed{5}$", True),
+    ("The answer is: 90^\\circ", "$\\boxed{90}$", True),
+    ("The answer is: \\left( 1, 2 \\right)", "$\\boxed{(1,2)}$", True),
+    ("The answer is: 4", "$\\boxed{\\frac{1}{4}}$", False),
+    ("no final answer here", "$\\boxed{3}$", False),
+    ("we get $\\boxed{\\sqrt{2}}$", "$\\boxed{\\sqrt2}$", True),   # no "The answer is": the last box
+])
+def test_math_answers_agree_after_the_benchmarks_normalisation(generated, solution, right):
+    from bench.tasks.math_answers import equivalent, last_boxed, predicted_answer
+
+    assert equivalent(predicted_answer(generated), last_boxed(solution)) is right
+
+
+def test_the_math_gold_is_the_last_box_with_nested_braces():
+    from bench.tasks.math_answers import last_boxed
+
+    assert last_boxed("first \\boxed{1}, then \\boxed{\\frac{a}{b^{2}}} done") == "\\frac{a}{b^{2}}"
+    assert last_boxed("no box") is None
+
+
+def test_tulu_conversations_train_on_the_last_assistant_turn_in_open_instructs_format():
+    from bench.tasks.instruct import tulu
+
+    ex = tulu({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+                            {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": " 4 "}]})
+    assert ex == {"prompt": "<|user|>\nHi\n<|assistant|>\nHello\n<|user|>\n2+2?\n<|assistant|>\n", "answer": "4"}
+
+
+def test_mmlu_examples_take_lm_evals_prompt_form():
+    from bench.tasks.mmlu import mmlu
+
+    ex = mmlu({"question": "Q? ", "subject": "x", "choices": ["a", "b", "c", "d"], "answer": 2})
+    assert ex == {"prompt": "Q?\nA. a\nB. b\nC. c\nD. d\nAnswer:", "candidates": [" A", " B", " C", " D"], "label": 2}

@@ -12,7 +12,7 @@ SPEC = PaperSpec(
     task_labels={"arc_challenge": "Arc-C", "arc_easy": "Arc-E", "boolq": "BoolQ", "hellaswag": "HellaSwag",
                  "openbookqa": "OBQA", "piqa": "PIQA"},
     experiments={
-        "paper": ("olora_table1", "olora_fig2"),
+        "paper": ("olora_table1", "olora_table1_7b", "olora_fig2"),
         "small": ("olora",),
         "tiny": ("olora_table1", "olora_fig2"),
     },

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from ..errors import UserError
-from . import commonsense, glue, instruct, pretrain, superglue, uuid_pairs  # noqa: F401  (registration)
+from . import commonsense, glue, instruct, mmlu, pretrain, superglue, uuid_pairs  # noqa: F401  (registration)
 from .readers import HubStream, read_hub, read_local, require_fields
 from .corpus import corpus_records, source_records
 from .registry import TASKS, TaskSpec, shared_text
@@ -37,14 +38,29 @@ class TaskData:
     sources: dict[str, str] = field(default_factory=dict)
     eval_named: bool = False  # the eval split is a file the user named (task.data_files): evaluated whole
     decontaminated: int = 0   # training examples removed because their text is also an evaluation example's
+    # task.eval_tasks: other tasks' evaluation splits, scored after training (OLoRA trains once on a pooled
+    # collection and reports six benchmarks): name -> (spec, examples, source)
+    extra_eval: dict[str, tuple[TaskSpec, list[dict], str]] = field(default_factory=dict)
 
 
-def _file_for(files: dict | None, role: str, group: str) -> tuple[str, str] | None:
-    """(config key, path) of the file serving ``role``, if any."""
+def _file_for(files: dict | None, role: str, group: str) -> tuple[str, str | list[str]] | None:
+    """(config key, path or list of paths) of the file(s) serving ``role``, if any. A list is one pooled split
+    (LLM-Adapters' commonsense collection pools each task's train file)."""
     for key in ROLE_ALIASES[role]:
         if files and files.get(key):
-            return f"task.{group}.{key}", str(files[key])
+            value = files[key]
+            return f"task.{group}.{key}", (str(value) if isinstance(value, (str, Path)) else [str(v) for v in value])
     return None
+
+
+def _read_files(spec: TaskSpec, key: str, paths: str | list[str], task_cfg: Any) -> list[dict]:
+    rows: list[dict] = []
+    for path in [paths] if isinstance(paths, str) else paths:
+        part = read_local(path, task_cfg.get("format"), header=spec.local_header, columns=spec.local_columns,
+                          key=key, fields=spec.local_fields)
+        require_fields(part, spec.local_fields, f"{key}={path}")
+        rows += part
+    return rows
 
 
 def _records(spec: TaskSpec, role: str, task_cfg: Any, use_local: bool, seed: int) -> tuple[list[dict], str]:
@@ -63,12 +79,10 @@ def _records(spec: TaskSpec, role: str, task_cfg: Any, use_local: bool, seed: in
         return [spec.convert_local(r) for r in source_records(role, root)], f"glue-sources:{root}:{role}"
     if found:
         key, path = found
-        rows = read_local(path, task_cfg.get("format"), header=spec.local_header, columns=spec.local_columns,
-                          key=key, fields=spec.local_fields)
-        require_fields(rows, spec.local_fields, f"{key}={path}")
+        rows = _read_files(spec, key, path, task_cfg)
         if spec.expand:
             rows = [r for row in rows for r in spec.expand(row)]
-        convert, source = spec.convert_local, path
+        convert, source = spec.convert_local, (path if isinstance(path, str) else "+".join(path))
     elif spec.generator is not None and (use_local or spec.hub_dataset is None):
         n = (task_cfg.num_train if role == "train" else task_cfg.num_eval) or 1000
         rows, convert, source = spec.generator(role, n, seed), spec.convert_local, f"generator(seed={seed})"
@@ -83,11 +97,12 @@ def _records(spec: TaskSpec, role: str, task_cfg: Any, use_local: bool, seed: in
             stream = HubStream(spec.hub_dataset, spec.hub_config, split, spec.convert_hub)
             source = f"hub-stream:{spec.hub_dataset}/{spec.hub_config or ''}:{split}"
             return (stream if role == "train" else stream.take(task_cfg.num_eval or STREAM_EVAL_RECORDS)), source
-        rows = read_hub(spec.hub_dataset, spec.hub_config, split)
+        configs = spec.hub_config if isinstance(spec.hub_config, tuple) else (spec.hub_config,)
+        rows = [row for config in configs for row in read_hub(spec.hub_dataset, config, split)]
         require_fields(rows, spec.hub_fields, f"{spec.hub_dataset}:{split}")
         if spec.expand:
             rows = [r for row in rows for r in spec.expand(row)]
-        convert, source = spec.convert_hub, f"hub:{spec.hub_dataset}/{spec.hub_config or ''}:{split}"
+        convert, source = spec.convert_hub, f"hub:{spec.hub_dataset}/{'+'.join(c or '' for c in configs)}:{split}"
     try:
         return [convert(r) for r in rows], source
     except (KeyError, ValueError, TypeError) as err:
@@ -146,8 +161,28 @@ def load_task_data(task_cfg: Any, seed: int, use_local: bool) -> TaskData:
     if not eval_named:  # a file you name is evaluated whole
         eval_rows = _limit(eval_rows, task_cfg.get("limit_eval"), seed)
     dev = _limit(dev, task_cfg.get("limit_eval"), seed)
-    train, removed = decontaminate(spec, train, dev + eval_rows)
-    return TaskData(spec, train, dev, eval_rows, {"train": train_src, "eval": eval_src}, eval_named, removed)
+    extra = load_eval_tasks(task_cfg, seed, use_local)
+    held_out = dev + eval_rows + [ex for _, rows, _ in extra.values() for ex in rows]
+    train, removed = decontaminate(spec, train, held_out)
+    sources = {"train": train_src, "eval": eval_src, **{f"eval:{name}": src for name, (_, _, src) in extra.items()}}
+    return TaskData(spec, train, dev, eval_rows, sources, eval_named, removed, extra)
+
+
+def load_eval_tasks(task_cfg: Any, seed: int, use_local: bool) -> dict[str, tuple[TaskSpec, list[dict], str]]:
+    """The evaluation splits of ``task.eval_tasks`` ({task name: local eval file or null}): each read through its
+    own task's loader and schema (the hub split at paper scale, the named file or the task's generator locally),
+    every example (the task's own protocol), capped by ``task.limit_eval`` as the run's own eval split is."""
+    extra: dict[str, tuple[TaskSpec, list[dict], str]] = {}
+    for name, path in (task_cfg.get("eval_tasks") or {}).items():
+        spec = get_spec(str(name))
+        if spec.kind not in ("sft", "choice"):
+            raise UserError(f"task.eval_tasks.{name}: a {spec.kind} task; valid: generation or choice tasks "
+                            f"({sorted(n for n, t in TASKS.items() if t.kind in ('sft', 'choice'))})")
+        sub = OmegaConf.create({"data_files": {}, "local_files": {"test": str(path)} if path else {}, "format": None,
+                                "num_train": None, "num_eval": None})
+        rows, source = _records(spec, "eval", sub, use_local, seed)
+        extra[str(name)] = (spec, _limit(rows, task_cfg.get("limit_eval"), seed), source)
+    return extra
 
 
 def decontaminate(spec: TaskSpec, train: list[dict], held_out: list[dict]) -> tuple[list[dict], int]:

@@ -96,3 +96,11 @@ register(TaskSpec(name="hellaswag", scorer="lm-eval:hellaswag", hub_dataset="Row
                   hub_splits={"train": "train", "eval": "validation"}, lm_eval_task="hellaswag",
                   hub_fields=("ctx", "endings", "label"), convert_hub=hellaswag_from_hub,
                   generator=synthetic_choice(4, "ending"), **COMMON))
+
+# LLM-Adapters' pooled commonsense collection (the eight tasks' training questions, ~170k, ordered by task: a subset is
+# drawn at random, never the first N). OLoRA trains the smaller models once on ~50k of it and scores each benchmark
+# (task.eval_tasks); its own held-out slice gives the eval-loss curve. Locally: the shared tasks' train files pooled.
+register(TaskSpec(name="commonsense_170k", family="instruct", kind="sft", paper="olora", metric="eval_loss",
+                  scorer="suite:eval_loss", hub_dataset="zwhe99/commonsense_170k",
+                  hub_splits={"train": "train", "eval": "train"}, hub_fields=LLM_ADAPTERS_FIELDS,
+                  local_fields=LLM_ADAPTERS_FIELDS, convert_local=from_llm_adapters, convert_hub=from_llm_adapters))

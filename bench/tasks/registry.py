@@ -24,9 +24,10 @@ class TaskSpec:
     metric: str                    # the headline metric
     scorer: str                    # who computes it: lm-eval task name or the suite's scorer
     hub_dataset: str | None = None
-    hub_config: str | None = None
+    hub_config: str | tuple[str, ...] | None = None         # several: their splits concatenated (MATH's subjects)
     hub_splits: dict[str, str] = field(default_factory=dict)   # role (train/eval) -> hub split
     lm_eval_task: str | None = None
+    num_fewshot: int | None = None                             # lm-eval's shots (MMLU 0- and 5-shot)
     local_fields: tuple[str, ...] = ()                         # fields a local file must have
     hub_fields: tuple[str, ...] = ()
     local_columns: tuple[str, ...] | None = None               # header-less tsv columns

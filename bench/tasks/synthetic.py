@@ -73,3 +73,37 @@ def arithmetic(role: str, n: int, seed: int) -> list[dict]:
         rows.append({"query": f"Tom has {a} apples and buys {b} more. How many apples does he have?",
                      "response": f"Tom has {a} + {b} = {a + b} apples. The answer is: {a + b}"})
     return rows
+
+
+def boxed_arithmetic(role: str, n: int, seed: int) -> list[dict]:
+    """MATH schema: a sum, the solution ending in \\boxed{N}."""
+    rng = np.random.RandomState(seed + (0 if role == "train" else 10_000))
+    rows = []
+    for _ in range(n):
+        a, b = rng.randint(1, 50, 2)
+        rows.append({"problem": f"Compute ${a} + {b}$.", "solution": f"${a} + {b} = \\boxed{{{a + b}}}$.",
+                     "level": "Level 1", "type": "Prealgebra"})
+    return rows
+
+
+def conversation(role: str, n: int, seed: int) -> list[dict]:
+    """Tülu v2 schema: one user turn asking to repeat a sentence, the assistant repeating it."""
+    rng = np.random.RandomState(seed + (0 if role == "train" else 10_000))
+    rows = []
+    for i in range(n):
+        sentence = _sentence(rng, 8)
+        rows.append({"dataset": "stand-in", "id": f"stand-in_{i}",
+                     "messages": [{"role": "user", "content": f"Repeat this sentence: {sentence}"},
+                                  {"role": "assistant", "content": sentence}]})
+    return rows
+
+
+def largest_number_question(role: str, n: int, seed: int) -> list[dict]:
+    """MMLU schema (question, subject, choices, answer index): which of four numbers is the largest."""
+    rng = np.random.RandomState(seed + (0 if role == "train" else 10_000))
+    rows = []
+    for _ in range(n):
+        values = rng.choice(np.arange(1, 100), 4, replace=False)
+        rows.append({"question": "Which number is the largest?", "subject": "stand-in",
+                     "choices": [str(v) for v in values], "answer": int(np.argmax(values))})
+    return rows
