@@ -34,5 +34,8 @@ SPEC = PaperSpec(
         "grid: the runs are 10 seeds each (5 left the final-accuracy claim at ~12 pairs to resolve), which is what fit "
         "the budget. A 260K-parameter story model answers ARC "
         "near chance, so the eval-loss claims carry the weight.",
+        "Table I's cells read LLM-Adapters' generation accuracy (gen_acc: the option the model names in its "
+        "generated answer), the paper's protocol; the final-accuracy claim reads lm-eval's acc on the same questions "
+        "(the option the model finds most likely), which is not zero where a small model never writes an option name.",
     ),
 )
