@@ -9,10 +9,10 @@ from bench.data import encode, example_lengths, fit_examples
 from bench.errors import UserError
 from bench.models import load_tokenizer
 from bench.tasks import TASKS, load_task_data
-from bench.tasks.registry import shared_text
+from bench.tasks.registry import evaluation_only, shared_text
 from tests.bench_helpers import compose_cfg
 
-LOCAL_TASKS = sorted(TASKS)
+LOCAL_TASKS = sorted(name for name, spec in TASKS.items() if not evaluation_only(spec))  # MMLU: scored, never trained
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,16 @@ def test_uuid_pairs_fit_whole_at_the_task_default():
 def test_no_evaluation_example_shares_its_text_with_a_training_example(task, tmp_path):
     _, data = small_data(task, tmp_path)
     train_texts = {shared_text(ex) for ex in data.train}
-    assert not [ex for ex in data.eval + data.dev if shared_text(ex) in train_texts]
+    scored_after = [ex for _, rows, _ in data.extra_eval.values() for ex in rows]  # task.eval_tasks (MATH, MMLU, ...)
+    assert not [ex for ex in data.eval + data.dev + scored_after if shared_text(ex) in train_texts]
+
+
+def test_an_evaluation_only_task_is_refused_as_training_data_with_one_line(tmp_path):
+    cfg = compose_cfg(["task=tulu_v2", "task.name=mmlu_0shot"], tmp_path)
+    with pytest.raises(UserError) as err:
+        load_task_data(cfg.task, seed=1, use_local=True)
+    message = str(err.value)
+    assert "\n" not in message and "task.name='mmlu_0shot'" in message and "tulu_v2" in message
 
 
 def test_multirc_passages_stay_on_one_side(tmp_path):

@@ -16,7 +16,7 @@ from ..errors import UserError
 from . import commonsense, glue, instruct, mmlu, pretrain, superglue, uuid_pairs  # noqa: F401  (registration)
 from .readers import HubStream, read_hub, read_local, require_fields
 from .corpus import corpus_records, source_records
-from .registry import TASKS, TaskSpec, shared_text
+from .registry import TASKS, TaskSpec, evaluation_only, shared_text
 from .superglue import mezo_split
 
 ROLE_ALIASES = {"train": ("train",), "eval": ("eval", "test", "validation", "val", "dev")}
@@ -135,6 +135,10 @@ def holdout_by_text(rows: list[dict], n_eval: int, seed: int) -> tuple[list[dict
 def load_task_data(task_cfg: Any, seed: int, use_local: bool) -> TaskData:
     """Train/dev/eval examples for ``task_cfg`` (a conf/task node). MeZO tasks use MeZO's sampling protocol."""
     spec = get_spec(task_cfg.name)
+    if evaluation_only(spec):
+        trainable = sorted(n for n, t in TASKS.items() if not evaluation_only(t))
+        raise UserError(f"task.name={spec.name!r} has no training split (it is scored after training: "
+                        f"task.eval_tasks={{{spec.name}: null}}); valid tasks to train on: {trainable}")
     train, train_src = _records(spec, "train", task_cfg, use_local, seed)
     eval_spec = get_spec(spec.eval_from) if spec.eval_from else spec  # MetaMath trains, GSM8K evaluates
     eval_rows, eval_src = _records(eval_spec, "eval", task_cfg, use_local, seed)

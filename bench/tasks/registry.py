@@ -45,6 +45,11 @@ class TaskSpec:
                                                                # train/eval text-overlap check
 
 
+def evaluation_only(spec: TaskSpec) -> bool:
+    """A benchmark with no training split (MMLU): it is scored after training (task.eval_tasks), never trained on."""
+    return spec.hub_dataset is not None and "train" not in spec.hub_splits
+
+
 def shared_text(example: dict[str, Any]) -> str:
     """The text an example shares with its siblings: MultiRC's passage (many questions per passage), else the
     whole prompt/text. A held-out split keeps every example of one such text on one side."""
