@@ -92,11 +92,6 @@ def score_gsm8k(model, tokenizer, examples: list[dict], max_length: int, batch_s
 LLM_ADAPTERS_BEAMS, LLM_ADAPTERS_NEW_TOKENS = 4, 32
 
 
-def option_names(example: dict) -> list[str]:
-    """The option names of an LLM-Adapters example, from its candidates ("the correct answer is answer2")."""
-    return [c.rsplit(" ", 1)[-1] for c in example["candidates"]]
-
-
 def extract_option(text: str, names: list[str]) -> str | None:
     """The first option name in ``text`` (longest name first where one is a prefix of another)."""
     pattern = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
@@ -109,7 +104,7 @@ def score_llm_adapters(model, tokenizer, examples: list[dict], max_length: int, 
                            num_beams=LLM_ADAPTERS_BEAMS)
     hits = []
     for text, ex in zip(preds, examples):
-        names = option_names(ex)
+        names = list(ex["options"])
         hits.append(float(extract_option(text, names) == names[int(ex["label"])]))
     return _mean_with_stderr("gen_acc", hits)
 

@@ -268,12 +268,12 @@ def test_a_streamed_corpus_trains_for_max_steps_and_needs_them(tmp_path, monkeyp
 
 
 def test_llm_adapters_extraction_takes_the_first_option_named_in_the_text():
-    from bench.evaluate import extract_option, option_names
+    from bench.evaluate import extract_option
     from bench.tasks.commonsense import from_llm_adapters
 
     example = from_llm_adapters({"instruction": "Please choose the correct answer to the question: Q\n\nAnswer1: a\n"
                                  "Answer2: b\n\nAnswer format: answer1/answer2", "answer": "answer2"})
-    names = option_names(example)
+    names = example["options"]
     assert names == ["answer1", "answer2"] and names[example["label"]] == "answer2"
     assert extract_option("the correct answer is answer2, not answer1", names) == "answer2"
     assert extract_option("I think answer1", names) == "answer1"

@@ -32,6 +32,7 @@ def from_llm_adapters(record: dict) -> dict:
         "prompt": ALPACA_HEADER.format(instruction=instruction),
         "answer": record.get("output") or RESPONSE.format(choice=answer),
         "candidates": [RESPONSE.format(choice=o) for o in options],
+        "options": options,   # the names LLM-Adapters' generation scorer looks for in the generated text
         "label": options.index(answer),
     }
 
