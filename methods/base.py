@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Iterator, Sequence
 import torch
 from torch import nn
 
+from .shared_input import group_siblings
+
 
 def invalid(method: str, key: str, value: Any, valid: str) -> ValueError:
     """The one-line error every bad hyperparameter raises: names the key, the value and what is valid."""
@@ -30,8 +32,11 @@ class AdapterLinear(nn.Module):
     """Wraps a frozen ``nn.Linear``; output = base(x) + adapter_forward(x).
 
     Subclasses implement ``adapter_forward`` (never materialising ΔW, for speed) and
-    ``delta_weight`` (dense fp32 ΔW for merging, export and tests).
+    ``delta_weight`` (dense fp32 ΔW for merging, export and tests). Those whose siblings reading one input can
+    share products (methods/shared_input.py) implement ``group_forward`` and call ``shared_output`` first.
     """
+
+    input_group = None  # a SharedInputGroup, set by AdapterMethod.apply for siblings that read one input
 
     def __init__(self, base_layer: nn.Linear):
         super().__init__()
@@ -48,6 +53,17 @@ class AdapterLinear(nn.Module):
 
     def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    @classmethod
+    def group_forward(cls, x: torch.Tensor, layers: Sequence["AdapterLinear"]) -> tuple[torch.Tensor, ...] | None:
+        """The outputs of sibling layers that all read x, computed together; None: each computes its own."""
+        return None
+
+    def shared_output(self, x: torch.Tensor) -> torch.Tensor | None:
+        """This layer's output from its sibling group, or None where it must compute it alone."""
+        if self.input_group is None or not self.input_group.active:
+            return None
+        return self.input_group.forward(self, x)
 
     def delta_weight(self) -> torch.Tensor:
         raise NotImplementedError
@@ -113,6 +129,10 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, child, module)
 
 
+# Sibling layers that read one input in the architectures the suite runs: Llama/Mistral/Gemma/OPT attention and
+# MLP, RoBERTa's attention.
+SIBLINGS_READING_ONE_INPUT = (("q_proj", "k_proj", "v_proj"), ("query", "key", "value"), ("gate_proj", "up_proj"))
+
 BIAS_MODES = ("none", "lora_only")  # peft's names; "lora_only": the adapted layers' biases train with the adapter
 
 
@@ -134,6 +154,10 @@ class AdapterMethod:
 
     name: ClassVar[str] = ""
     layer_class: ClassVar[type[AdapterLinear]]
+    # Sibling layers that read one input, where the layer class can share their products (``group_forward``);
+    # checked at run time (methods/shared_input.py), so a wrong guess costs a step's extra outputs, never a wrong
+    # result. () turns sharing off.
+    shared_input_siblings: tuple[tuple[str, ...], ...] = ()
     low_rank_family: ClassVar[bool] = True  # r must fit min(d, k)
     mergeable: ClassVar[bool] = True        # False: merge() raises one line (non-linear or virtual-token methods)
 
@@ -187,6 +211,8 @@ class AdapterMethod:
                 if layer.base_layer.bias is not None:
                     layer.base_layer.bias.requires_grad_(True)
         self._unfreeze_modules_to_save(model)
+        if self.shared_input_siblings:
+            group_siblings(model, self.shared_input_siblings, AdapterLinear)
         return model
 
     def adapted_layers(self, model: nn.Module) -> Iterator[tuple[str, AdapterLinear]]:

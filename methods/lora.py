@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import AdapterLinear, AdapterMethod
-from .fused_lora import fusable, lora_linear
+from .base import SIBLINGS_READING_ONE_INPUT, AdapterLinear, AdapterMethod
+from .fused_lora import fusable, lora_group
 
 
 def kaiming_uniform_A(rows: int, cols: int, device=None) -> torch.Tensor:
@@ -50,10 +50,23 @@ class LoraLinear(AdapterLinear):
         return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The fused node (methods/fused_lora.py) where it applies; the modules' composition otherwise."""
+        """The fused node (methods/fused_lora.py) where it applies, shared with the siblings that read the same x
+        (methods/shared_input.py); the modules' composition otherwise."""
         if not fusable(x, self.base_layer.weight, self.lora_A):
             return super().forward(x)
-        return lora_linear(x, self.lora_dropout(x), self.base_layer, self.lora_A, self.lora_B, self.gate(), self.scaling)
+        shared = self.shared_output(x)
+        if shared is not None:
+            return shared
+        (out,) = lora_group(x, self.lora_dropout(x), [self])
+        return out
+
+    @classmethod
+    def group_forward(cls, x, layers):
+        """One node for the group where no layer has dropout (a shared x̃ would share its mask)."""
+        if all(isinstance(layer.lora_dropout, nn.Identity) and fusable(x, layer.base_layer.weight, layer.lora_A)
+               for layer in layers):
+            return lora_group(x, x, layers)
+        return None
 
     def delta_weight(self) -> torch.Tensor:
         return (self.lora_B.float() @ self.lora_A.float()) * self.scaling
@@ -88,6 +101,7 @@ class LoraLinear(AdapterLinear):
 class LoRA(AdapterMethod):
     name = "lora"
     layer_class = LoraLinear
+    shared_input_siblings = SIBLINGS_READING_ONE_INPUT
 
     def make_layer(self, name: str, base_layer: nn.Linear) -> AdapterLinear:
         return self.layer_class(base_layer, self.r, self.scaling, self.dropout)

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import AdapterLinear, AdapterMethod, require
+from .base import SIBLINGS_READING_ONE_INPUT, AdapterLinear, AdapterMethod, require
 
 MORA_TYPES = ("truncation", "sharing", "decoupling", "rotation")
 SHARING_GROUPINGS = ("interleaved", "contiguous")
@@ -147,10 +147,35 @@ class MoraLinear(AdapterLinear):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shared = self.shared_output(x)
+        if shared is not None:
+            return shared
         if not self._fast_path(x):
             return super().forward(x)
         h = F.linear(self._compress_fast(self.lora_dropout(x)), self.mora_M)
         return self._add_decompressed(self.base_layer(x), h)
+
+    @classmethod
+    def group_forward(cls, x, layers):
+        """Siblings with one compression (same operator, r̂, grouping; no dropout) compress x once and apply their
+        M's as one product; each decompresses its own slice."""
+        first = layers[0]
+        if any(not isinstance(layer.lora_dropout, nn.Identity) or layer.mora_M.dtype != first.mora_M.dtype
+               or (layer.mora_type, layer.r_hat, layer.sharing_grouping) != (first.mora_type, first.r_hat,
+                                                                             first.sharing_grouping)
+               for layer in layers):
+            return None
+        M_cat = torch.cat([layer.mora_M for layer in layers])
+        cols = [slice(i * first.r_hat, (i + 1) * first.r_hat) for i in range(len(layers))]
+        if all(layer._fast_path(x) for layer in layers):
+            h = F.linear(first._compress_fast(x), M_cat)
+            return tuple(layer._add_decompressed(layer.base_layer(x), h[..., c]) for layer, c in zip(layers, cols))
+        h = F.linear(first.compress(x.to(first.adapter_dtype)), M_cat)
+        outputs = []
+        for layer, c in zip(layers, cols):
+            result = layer.base_layer(x)
+            outputs.append(result + layer.decompress(h[..., c]).to(result.dtype))
+        return tuple(outputs)
 
     def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mora_map(self.lora_dropout(x))
@@ -193,6 +218,7 @@ class MoraLinear(AdapterLinear):
 class MoRA(AdapterMethod):
     name = "mora"
     layer_class = MoraLinear
+    shared_input_siblings = SIBLINGS_READING_ONE_INPUT
     low_rank_family = False  # r only sets the parameter budget; r̂ may exceed min(d, k)
 
     def __init__(self, mora_type: str = "sharing", **kwargs):
