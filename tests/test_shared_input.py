@@ -162,3 +162,23 @@ def test_an_input_changed_in_place_between_sibling_calls_is_not_served_stale_out
     k = module.k_proj(x)
     assert torch.allclose(k, LoraLinear.adapter_forward(module.k_proj, x) + module.k_proj.base_layer(x), atol=1e-6)
     assert torch.allclose(q, LoraLinear.adapter_forward(module.q_proj, x / 2) + module.q_proj.base_layer(x / 2), atol=1e-6)
+
+
+def test_gradient_checkpointing_recomputes_through_the_shared_node_and_keeps_sharing():
+    """HF's non-reentrant checkpointing runs each block's forward twice: the recomputation shares as the forward did,
+    leaves no outputs pending, and the gradients equal the per-layer nodes'."""
+    ids = torch.randint(0, 40, (3, 9), generator=torch.Generator().manual_seed(3))
+    grads = {}
+    for share in (True, False):
+        method, model = adapted("lora", share)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+        for _ in range(2):  # a group that lost its sharing in step 1 would fall back in step 2
+            out = model(input_ids=ids, labels=ids)
+            grads[share] = torch.autograd.grad(out.loss, [p for p in model.parameters() if p.requires_grad])
+        groups = {id(layer.input_group): layer.input_group for _, layer in method.adapted_layers(model)
+                  if layer.input_group is not None}
+        assert len(groups) == (4 if share else 0)
+        assert all(group.active and group._pending is None for group in groups.values())
+    for shared, alone in zip(grads[True], grads[False]):
+        assert torch.allclose(shared, alone, atol=1e-5)
