@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import SIBLINGS_READING_ONE_INPUT, AdapterLinear, AdapterMethod, require
+from .fused_mora import add_decompressed_, compress, mora_group
 
 MORA_TYPES = ("truncation", "sharing", "decoupling", "rotation")
 SHARING_GROUPINGS = ("interleaved", "contiguous")
@@ -115,7 +116,7 @@ class MoraLinear(AdapterLinear):
     def mora_map(self, x: torch.Tensor) -> torch.Tensor:
         return self.decompress(F.linear(self.compress(x), self.mora_M))
 
-    # --- the fast path: truncation and sharing without copies of the activations ------------------------
+    # --- the fast path: truncation and sharing as one node (methods/fused_mora.py) ---------------------
     def _fast_path(self, x: torch.Tensor) -> bool:
         """Truncation and interleaved sharing in the base's dtype, where every input is read (k ≥ r̂): the
         compression is slices and a block sum, the decompression adds into the frozen output in place."""
@@ -123,37 +124,20 @@ class MoraLinear(AdapterLinear):
             and self.in_features >= self.r_hat and x.dtype == self.mora_M.dtype == self.base_layer.weight.dtype \
             and not torch.is_autocast_enabled(x.device.type)
 
-    def _compress_fast(self, x: torch.Tensor) -> torch.Tensor:
-        r_hat = self.r_hat
-        if self.mora_type == "truncation":
-            return x[..., :r_hat]
-        full = self.in_features // r_hat * r_hat
-        summed = x[..., :full].unflatten(-1, (full // r_hat, r_hat)).sum(dim=-2)
-        if full == self.in_features:
-            return summed
-        # the last block: the tail of x, then the wrap-around padding (padded position p reads input p mod k)
-        return summed + torch.cat([x[..., full:], x[..., : r_hat - (self.in_features - full)]], dim=-1)
-
-    def _add_decompressed(self, out: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """out += decompress(h), in place: the frozen output is not saved for its backward."""
-        d, r_hat = self.out_features, self.r_hat
-        if self.mora_type == "truncation" or d <= r_hat:
-            out[..., : min(d, r_hat)] += h[..., : min(d, r_hat)]
-            return out
-        whole = d // r_hat * r_hat  # tiling: output i reads h[i mod r̂]
-        out[..., :whole].unflatten(-1, (whole // r_hat, r_hat)).add_(h.unsqueeze(-2))
-        if whole < d:
-            out[..., whole:] += h[..., : d - whole]
-        return out
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shared = self.shared_output(x)
         if shared is not None:
             return shared
         if not self._fast_path(x):
             return super().forward(x)
-        h = F.linear(self._compress_fast(self.lora_dropout(x)), self.mora_M)
-        return self._add_decompressed(self.base_layer(x), h)
+        if isinstance(self.lora_dropout, nn.Identity):
+            (out,) = mora_group(x, [self])
+            return out
+        # dropout: the adapter reads another tensor than the frozen layer; the same operators, composed
+        x_adapter = self.lora_dropout(x)
+        h = F.linear(compress(x_adapter.reshape(-1, self.in_features), self.r_hat, self.mora_type == "truncation"),
+                     self.mora_M)
+        return add_decompressed_(self.base_layer(x), h.view(*x.shape[:-1], self.r_hat), self.mora_type == "truncation")
 
     @classmethod
     def group_forward(cls, x, layers):
@@ -165,16 +149,14 @@ class MoraLinear(AdapterLinear):
                                                                              first.sharing_grouping)
                for layer in layers):
             return None
-        M_cat = torch.cat([layer.mora_M for layer in layers])
-        cols = [slice(i * first.r_hat, (i + 1) * first.r_hat) for i in range(len(layers))]
         if all(layer._fast_path(x) for layer in layers):
-            h = F.linear(first._compress_fast(x), M_cat)
-            return tuple(layer._add_decompressed(layer.base_layer(x), h[..., c]) for layer, c in zip(layers, cols))
+            return mora_group(x, layers)
+        M_cat = torch.cat([layer.mora_M for layer in layers])
         h = F.linear(first.compress(x.to(first.adapter_dtype)), M_cat)
         outputs = []
-        for layer, c in zip(layers, cols):
+        for i, layer in enumerate(layers):
             result = layer.base_layer(x)
-            outputs.append(result + layer.decompress(h[..., c]).to(result.dtype))
+            outputs.append(result + layer.decompress(h[..., i * first.r_hat: (i + 1) * first.r_hat]).to(result.dtype))
         return tuple(outputs)
 
     def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -165,20 +165,27 @@ def test_property_delta_weight_matches_oracle_and_forward(d, k, r, mora_type):
 
 
 @pytest.mark.parametrize("mora_type", ["truncation", "sharing"])
-@pytest.mark.parametrize("d,k", [(24, 24), (30, 24), (24, 29), (7, 40), (50, 17)])
-def test_fast_path_equals_the_composed_operators_in_values_and_gradients(mora_type, d, k):
-    """Truncation and sharing add into the frozen output in place (no padded or tiled copies); the oracle is
-    y = W x + f_decomp(M f_comp(x)) through the generic operators (compress/decompress), gradients included."""
+@pytest.mark.parametrize("d,k", [(24, 24), (30, 24), (24, 29), (7, 40), (50, 17), (40, 7)])
+@pytest.mark.parametrize("train_bias,input_grad,dropout", [(False, True, 0.0), (True, False, 0.0), (True, True, 0.3)])
+def test_fast_path_equals_the_composed_operators_in_values_and_gradients(mora_type, d, k, train_bias, input_grad,
+                                                                         dropout):
+    """Truncation and sharing as one node (methods/fused_mora.py: the adjoints written out, no padded or tiled
+    copies; with dropout, the operators in place); the oracle is y = W x + b + f_decomp(M f_comp(dropout(x)))
+    through the generic operators (compress/decompress), every gradient included."""
     torch.manual_seed(0)
-    layer = MoraLinear(nn.Linear(k, d), mora_rank(d, k, 2, mora_type), mora_type, dropout=0.0)
+    layer = MoraLinear(nn.Linear(k, d), mora_rank(d, k, 2, mora_type), mora_type, dropout=dropout).train()
+    layer.base_layer.bias.requires_grad_(train_bias)
     with torch.no_grad():
         layer.mora_M.normal_()
-    x = torch.randn(3, 5, k, requires_grad=True)
+    x = torch.randn(3, 5, k, requires_grad=input_grad)
     assert layer._fast_path(x) == (k >= layer.r_hat)
+    torch.manual_seed(1)
     fast = layer(x)
-    composed = layer.base_layer(x) + layer.decompress(layer.compress(x) @ layer.mora_M.T)
+    torch.manual_seed(1)  # the same dropout mask
+    x_adapter = torch.nn.functional.dropout(x, dropout, training=True) if dropout else x
+    composed = layer.base_layer(x) + layer.decompress(layer.compress(x_adapter) @ layer.mora_M.T)
     assert torch.allclose(fast, composed, atol=1e-5)
     upstream = torch.randn_like(fast)
-    for got, want in zip(torch.autograd.grad(fast, [x, layer.mora_M], upstream),
-                         torch.autograd.grad(composed, [x, layer.mora_M], upstream)):
+    leaves = [t for t in (x, layer.mora_M, layer.base_layer.bias) if t.requires_grad]
+    for got, want in zip(torch.autograd.grad(fast, leaves, upstream), torch.autograd.grad(composed, leaves, upstream)):
         assert torch.allclose(got, want, atol=1e-4)
