@@ -1,9 +1,10 @@
-"""MoRA's truncation and (interleaved) sharing as one autograd node, for n layers that read one input x:
+"""MoRA's truncation and sharing (both groupings) as one autograd node, for n layers that read one input x:
 
     y_i = x·W_iᵀ + b_i + decompress(compress(x)·M_iᵀ),
 
-where (k ≥ r̂) compress keeps the first r̂ inputs (truncation) or sums the inputs by t mod r̂ with wrap-around
-padding (sharing), and decompress adds output i of M's into y at i (truncation) or at every i mod r̂ (tiling).
+where (k ≥ r̂) compress keeps the first r̂ inputs (truncation) or sums the padded inputs (padded position t reads
+input t mod k) by t mod r̂ (sharing, interleaved) or in runs of ⌈k/r̂⌉ (sharing, contiguous: ReMoRA's other
+grouping), and decompress adds output j of M's into y at j, at every j mod r̂, or over a run of ⌈d/r̂⌉ outputs.
 
 Composed from tensor ops, autograd pays for the slicing: each slice of x's compression and each in-place add of
 the decompression comes back in the backward as a zero-filled full-size gradient, copied and summed. Here the
@@ -20,82 +21,124 @@ from typing import Sequence
 import torch
 
 
-def compress(x2: torch.Tensor, r_hat: int, truncation: bool) -> torch.Tensor:
-    """T × k → T × r̂: the first r̂ inputs, or the sum of inputs by t mod r̂ (padded position t reads input t mod k)."""
-    if truncation:
-        return x2[:, :r_hat]
+MODES = ("truncation", "interleaved", "contiguous")  # truncation; sharing with ReMoRA's two groupings
+
+
+def _wrapped(k: int, start: int, stop: int, device) -> torch.Tensor:
+    """Padded positions start..stop-1 as input indices (padded position t reads input t mod k)."""
+    return torch.arange(start, stop, device=device) % k
+
+
+def compress(x2: torch.Tensor, r_hat: int, mode: str) -> torch.Tensor:
+    """T × k → T × r̂. truncation: the first r̂ inputs; interleaved: the sum of the padded inputs by t mod r̂;
+    contiguous: the sum of each run of c = ⌈k/r̂⌉ consecutive padded inputs."""
     k = x2.shape[1]
-    full = k // r_hat * r_hat
-    summed = x2[:, :full].unflatten(-1, (full // r_hat, r_hat)).sum(dim=-2)
-    tail = k - full
-    if tail:  # the last block: the tail of x, then the wrap-around padding
-        summed[:, :tail] += x2[:, full:]
-        summed[:, tail:] += x2[:, : r_hat - tail]
+    if mode == "truncation":
+        return x2[:, :r_hat]
+    if mode == "interleaved":
+        full = k // r_hat * r_hat
+        summed = x2[:, :full].unflatten(-1, (full // r_hat, r_hat)).sum(dim=-2)
+        tail = k - full
+        if tail:  # the last block: the tail of x, then the wrap-around padding
+            summed[:, :tail] += x2[:, full:]
+            summed[:, tail:] += x2[:, : r_hat - tail]
+        return summed
+    c = -(-k // r_hat)
+    inside = k // c  # runs that read no padding
+    summed = x2.new_empty(x2.shape[0], r_hat)
+    summed[:, :inside] = x2[:, : inside * c].unflatten(-1, (inside, c)).sum(dim=-1)
+    if inside < r_hat:
+        rest = x2[:, _wrapped(k, inside * c, r_hat * c, x2.device)]
+        summed[:, inside:] = rest.unflatten(-1, (r_hat - inside, c)).sum(dim=-1)
     return summed
 
 
-def compress_adjoint_(grad_x: torch.Tensor, grad_c: torch.Tensor, r_hat: int, truncation: bool) -> None:
+def compress_adjoint_(grad_x: torch.Tensor, grad_c: torch.Tensor, r_hat: int, mode: str) -> None:
     """grad_x += compressᵀ(grad_c), in place."""
-    if truncation:
+    k = grad_x.shape[1]
+    if mode == "truncation":
         grad_x[:, :r_hat] += grad_c
         return
-    k = grad_x.shape[1]
-    full = k // r_hat * r_hat
-    grad_x[:, :full].unflatten(-1, (full // r_hat, r_hat)).add_(grad_c.unsqueeze(-2))
-    tail = k - full
-    if tail:
-        grad_x[:, full:] += grad_c[:, :tail]
-        grad_x[:, : r_hat - tail] += grad_c[:, tail:]
+    if mode == "interleaved":
+        full = k // r_hat * r_hat
+        grad_x[:, :full].unflatten(-1, (full // r_hat, r_hat)).add_(grad_c.unsqueeze(-2))
+        tail = k - full
+        if tail:
+            grad_x[:, full:] += grad_c[:, :tail]
+            grad_x[:, : r_hat - tail] += grad_c[:, tail:]
+        return
+    c = -(-k // r_hat)
+    inside = k // c
+    grad_x[:, : inside * c].unflatten(-1, (inside, c)).add_(grad_c[:, :inside].unsqueeze(-1))
+    if inside < r_hat:
+        grad_x.index_add_(1, _wrapped(k, inside * c, r_hat * c, grad_x.device),
+                          grad_c[:, inside:].repeat_interleave(c, dim=1))
 
 
-def add_decompressed_(out: torch.Tensor, h: torch.Tensor, truncation: bool) -> torch.Tensor:
-    """out += decompress(h), in place (the last dims: d outputs, r̂ of h)."""
+def add_decompressed_(out: torch.Tensor, h: torch.Tensor, mode: str) -> torch.Tensor:
+    """out += decompress(h), in place (the last dims: d outputs, r̂ of h). truncation: output i reads h[i];
+    interleaved: h[i mod r̂] (tiling); contiguous: h[i // g], each of h's outputs repeated g = ⌈d/r̂⌉ times."""
     d, r_hat = out.shape[-1], h.shape[-1]
-    if truncation or d <= r_hat:
+    if mode == "truncation" or d <= r_hat:
         out[..., : min(d, r_hat)] += h[..., : min(d, r_hat)]
         return out
-    whole = d // r_hat * r_hat  # tiling: output i reads h[i mod r̂]
-    out[..., :whole].unflatten(-1, (whole // r_hat, r_hat)).add_(h.unsqueeze(-2))
-    if whole < d:
-        out[..., whole:] += h[..., : d - whole]
+    if mode == "interleaved":
+        whole = d // r_hat * r_hat
+        out[..., :whole].unflatten(-1, (whole // r_hat, r_hat)).add_(h.unsqueeze(-2))
+        if whole < d:
+            out[..., whole:] += h[..., : d - whole]
+        return out
+    g = -(-d // r_hat)
+    runs = d // g
+    out[..., : runs * g].unflatten(-1, (runs, g)).add_(h[..., :runs].unsqueeze(-1))
+    if runs * g < d:
+        out[..., runs * g:] += h[..., runs: runs + 1]
     return out
 
 
-def decompress_adjoint(g2: torch.Tensor, r_hat: int, truncation: bool, out: torch.Tensor) -> None:
+def decompress_adjoint(g2: torch.Tensor, r_hat: int, mode: str, out: torch.Tensor) -> None:
     """out (T × r̂) = decompressᵀ(g2), g2 the T × d output gradient."""
     d = g2.shape[1]
-    if truncation or d <= r_hat:
+    if mode == "truncation" or d <= r_hat:
         out[:, : min(d, r_hat)] = g2[:, : min(d, r_hat)]
         out[:, min(d, r_hat):] = 0
         return
-    whole = d // r_hat * r_hat
-    out.copy_(g2[:, :whole].unflatten(-1, (whole // r_hat, r_hat)).sum(dim=-2))
-    if whole < d:
-        out[:, : d - whole] += g2[:, whole:]
+    if mode == "interleaved":
+        whole = d // r_hat * r_hat
+        out.copy_(g2[:, :whole].unflatten(-1, (whole // r_hat, r_hat)).sum(dim=-2))
+        if whole < d:
+            out[:, : d - whole] += g2[:, whole:]
+        return
+    g = -(-d // r_hat)
+    runs = d // g
+    out[:, :runs] = g2[:, : runs * g].unflatten(-1, (runs, g)).sum(dim=-1)
+    out[:, runs:] = 0
+    if runs * g < d:
+        out[:, runs] = g2[:, runs * g:].sum(dim=-1)
 
 
 class MoraGroupFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, M_cat, r_hat: int, truncation: bool, *members):
+    def forward(ctx, x, M_cat, r_hat: int, mode: str, *members):
         # members: (W_1, b_1, W_2, b_2, …); M_cat: the layers' M stacked by rows (n·r̂ × r̂)
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
-        c = compress(x2, r_hat, truncation)
+        c = compress(x2, r_hat, mode)
         h = c @ M_cat.t()
         outs = []
         for i in range(len(members) // 2):
             weight, bias = members[2 * i: 2 * i + 2]
             out = torch.addmm(bias, x2, weight.t()) if bias is not None else x2 @ weight.t()
-            add_decompressed_(out, h[:, i * r_hat: (i + 1) * r_hat], truncation)
+            add_decompressed_(out, h[:, i * r_hat: (i + 1) * r_hat], mode)
             outs.append(out.view(*shape[:-1], out.shape[-1]))
         ctx.save_for_backward(c, M_cat, *members)
-        ctx.r_hat, ctx.truncation, ctx.x_shape = r_hat, truncation, shape
+        ctx.r_hat, ctx.mode, ctx.x_shape = r_hat, mode, shape
         return tuple(outs)
 
     @staticmethod
     def backward(ctx, *grad_outs):
         c, M_cat, *members = ctx.saved_tensors
-        r_hat, truncation = ctx.r_hat, ctx.truncation
+        r_hat, mode = ctx.r_hat, ctx.mode
         need_x, need_M = ctx.needs_input_grad[:2]
         need_members = ctx.needs_input_grad[4:]
         grad_h = c.new_empty(c.shape[0], M_cat.shape[0])
@@ -104,20 +147,27 @@ class MoraGroupFunction(torch.autograd.Function):
         for i, grad_out in enumerate(grad_outs):
             weight = members[2 * i]
             g2 = grad_out.reshape(-1, grad_out.shape[-1])
-            decompress_adjoint(g2, r_hat, truncation, grad_h[:, i * r_hat: (i + 1) * r_hat])
+            decompress_adjoint(g2, r_hat, mode, grad_h[:, i * r_hat: (i + 1) * r_hat])
             if need_x:  # every layer's input gradient accumulated into one buffer by the GEMMs
                 grad_x = g2 @ weight if grad_x is None else grad_x.addmm_(g2, weight)
             grad_members += [None, g2.sum(0) if need_members[2 * i + 1] else None]
         grad_M = grad_h.t() @ c if need_M else None
         if need_x:
-            compress_adjoint_(grad_x, grad_h @ M_cat, r_hat, truncation)
+            compress_adjoint_(grad_x, grad_h @ M_cat, r_hat, mode)
             grad_x = grad_x.view(ctx.x_shape)
         return (grad_x, grad_M, None, None, *grad_members)
 
 
 def mora_group(x: torch.Tensor, layers: Sequence) -> tuple[torch.Tensor, ...]:
-    """Every layer's output on x (MoraLinear layers of one operator and r̂, truncation or interleaved sharing)."""
+    """Every layer's output on x (MoraLinear layers of one operator, grouping and r̂: truncation or sharing)."""
     first = layers[0]
     M_cat = first.mora_M if len(layers) == 1 else torch.cat([layer.mora_M for layer in layers])
     members = [t for layer in layers for t in (layer.base_layer.weight, layer.base_layer.bias)]
-    return MoraGroupFunction.apply(x, M_cat, first.r_hat, first.mora_type == "truncation", *members)
+    return MoraGroupFunction.apply(x, M_cat, first.r_hat, fused_mode(first), *members)
+
+
+def fused_mode(layer) -> str | None:
+    """The node's mode for a MoraLinear layer, or None where its operator is not fused (decoupling, rotation)."""
+    if layer.mora_type == "truncation":
+        return "truncation"
+    return layer.sharing_grouping if layer.mora_type == "sharing" else None

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import SIBLINGS_READING_ONE_INPUT, AdapterLinear, AdapterMethod, require
-from .fused_mora import add_decompressed_, compress, mora_group
+from .fused_mora import add_decompressed_, compress, fused_mode, mora_group
 
 MORA_TYPES = ("truncation", "sharing", "decoupling", "rotation")
 SHARING_GROUPINGS = ("interleaved", "contiguous")
@@ -118,10 +118,10 @@ class MoraLinear(AdapterLinear):
 
     # --- the fast path: truncation and sharing as one node (methods/fused_mora.py) ---------------------
     def _fast_path(self, x: torch.Tensor) -> bool:
-        """Truncation and interleaved sharing in the base's dtype, where every input is read (k ≥ r̂): the
-        compression is slices and a block sum, the decompression adds into the frozen output in place."""
-        return (self.mora_type == "truncation" or (self.mora_type == "sharing" and self.sharing_grouping == "interleaved")) \
-            and self.in_features >= self.r_hat and x.dtype == self.mora_M.dtype == self.base_layer.weight.dtype \
+        """Truncation and sharing (either grouping) in the base's dtype, where every input is read (k ≥ r̂): the
+        compression is slices and block sums, the decompression adds into the frozen output in place."""
+        return fused_mode(self) is not None and self.in_features >= self.r_hat \
+            and x.dtype == self.mora_M.dtype == self.base_layer.weight.dtype \
             and not torch.is_autocast_enabled(x.device.type)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -135,9 +135,8 @@ class MoraLinear(AdapterLinear):
             return out
         # dropout: the adapter reads another tensor than the frozen layer; the same operators, composed
         x_adapter = self.lora_dropout(x)
-        h = F.linear(compress(x_adapter.reshape(-1, self.in_features), self.r_hat, self.mora_type == "truncation"),
-                     self.mora_M)
-        return add_decompressed_(self.base_layer(x), h.view(*x.shape[:-1], self.r_hat), self.mora_type == "truncation")
+        h = F.linear(compress(x_adapter.reshape(-1, self.in_features), self.r_hat, fused_mode(self)), self.mora_M)
+        return add_decompressed_(self.base_layer(x), h.view(*x.shape[:-1], self.r_hat), fused_mode(self))
 
     @classmethod
     def group_forward(cls, x, layers):

@@ -164,16 +164,18 @@ def test_property_delta_weight_matches_oracle_and_forward(d, k, r, mora_type):
     assert torch.allclose(layer(x) - layer.base_layer(x), x @ expected.T, atol=1e-3)
 
 
-@pytest.mark.parametrize("mora_type", ["truncation", "sharing"])
-@pytest.mark.parametrize("d,k", [(24, 24), (30, 24), (24, 29), (7, 40), (50, 17), (40, 7)])
+@pytest.mark.parametrize("mora_type,grouping", [("truncation", "interleaved"), ("sharing", "interleaved"),
+                                               ("sharing", "contiguous")])
+@pytest.mark.parametrize("d,k", [(24, 24), (30, 24), (24, 29), (7, 40), (50, 17), (40, 7), (64, 41)])
 @pytest.mark.parametrize("train_bias,input_grad,dropout", [(False, True, 0.0), (True, False, 0.0), (True, True, 0.3)])
-def test_fast_path_equals_the_composed_operators_in_values_and_gradients(mora_type, d, k, train_bias, input_grad,
-                                                                         dropout):
+def test_fast_path_equals_the_composed_operators_in_values_and_gradients(mora_type, grouping, d, k, train_bias,
+                                                                         input_grad, dropout):
     """Truncation and sharing as one node (methods/fused_mora.py: the adjoints written out, no padded or tiled
     copies; with dropout, the operators in place); the oracle is y = W x + b + f_decomp(M f_comp(dropout(x)))
     through the generic operators (compress/decompress), every gradient included."""
     torch.manual_seed(0)
     layer = MoraLinear(nn.Linear(k, d), mora_rank(d, k, 2, mora_type), mora_type, dropout=dropout).train()
+    layer.sharing_grouping = grouping  # ReMoRA's restarts alternate the two
     layer.base_layer.bias.requires_grad_(train_bias)
     with torch.no_grad():
         layer.mora_M.normal_()
