@@ -1,12 +1,14 @@
-"""Sibling LoRA layers that read one input (q/k/v, gate/up) computed as one node (methods/fused_lora.py).
+"""Sibling adapter layers that read one input (q/k/v, gate/up) computed as one node: LoRA's in
+methods/fused_lora.py, MoRA's in methods/fused_mora.py (each layer class's ``group_forward``).
 
 The model calls its layers one by one: q_proj(x), k_proj(x), v_proj(x). The group answers the first call with the
-outputs of all its layers on x and keeps the others until their own calls come with that same x; on a small model
-the shared x·A_catᵀ, A-gradient and input-gradient products are what per-module dispatch costs beyond the
-arithmetic. Which siblings read one input is a property of the architecture, so the method names candidates
-(``LoRA.shared_input_siblings``) and the group checks it at run time: a call with another input (cross-attention's
-keys and values), a repeated call, or an input changed in place since, ends the sharing for good and every layer
-goes back to its own node, with the same result.
+outputs of all its layers on x and keeps the others until their own calls come with that same x. On a small model
+what per-module dispatch costs beyond the arithmetic is the thin products a group shares: the forward's x·A_catᵀ
+(MoRA: one compression, one product with the stacked M's) and the backward's A and input gradients. Which siblings
+read one input is a property of the architecture, so the method names candidates
+(``AdapterMethod.shared_input_siblings``) and the group checks it at run time: a call with another input
+(cross-attention's keys and values), a repeated call, or an input changed in place since, ends the sharing for good
+and every layer goes back to its own node, with the same result.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import weakref
 from typing import Sequence
 
 import torch
-
 
 
 class _Pending:
