@@ -24,9 +24,26 @@ import torch
 MODES = ("truncation", "interleaved", "contiguous")  # truncation; sharing with ReMoRA's two groupings
 
 
-def _wrapped(k: int, start: int, stop: int, device) -> torch.Tensor:
-    """Padded positions start..stop-1 as input indices (padded position t reads input t mod k)."""
-    return torch.arange(start, stop, device=device) % k
+def _run_sums(x2: torch.Tensor, runs: int, c: int) -> torch.Tensor:
+    """T × (≥ runs·c) → T × runs: the sum of each run of c consecutive columns. Written as a product with a column
+    of ones: torch's sum over a short innermost dimension is a scalar loop on CPU, ~5x slower than this GEMM."""
+    if c == 1:
+        return x2[:, :runs]
+    return (x2[:, : runs * c].reshape(-1, c) @ x2.new_ones(c, 1)).view(x2.shape[0], runs)
+
+
+def _add_repeated_(out: torch.Tensor, h: torch.Tensor, g: int) -> None:
+    """out[..., : n·g] += each of h's n columns repeated g times, as g strided adds (a broadcast over a short
+    innermost dimension, as unflatten(...).add_(h.unsqueeze(-1)), is a scalar loop on CPU)."""
+    n = h.shape[-1]
+    for j in range(g):
+        out[..., j: n * g: g] += h
+
+
+def _wrapped_tail(x2: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Padded positions start..stop-1 (start ≤ k, stop ≤ 2k) as columns: x's tail, then its head again."""
+    k = x2.shape[1]
+    return torch.cat([x2[:, start:], x2[:, : stop - k]], dim=1) if stop > k else x2[:, start:stop]
 
 
 def compress(x2: torch.Tensor, r_hat: int, mode: str) -> torch.Tensor:
@@ -46,10 +63,9 @@ def compress(x2: torch.Tensor, r_hat: int, mode: str) -> torch.Tensor:
     c = -(-k // r_hat)
     inside = k // c  # runs that read no padding
     summed = x2.new_empty(x2.shape[0], r_hat)
-    summed[:, :inside] = x2[:, : inside * c].unflatten(-1, (inside, c)).sum(dim=-1)
-    if inside < r_hat:
-        rest = x2[:, _wrapped(k, inside * c, r_hat * c, x2.device)]
-        summed[:, inside:] = rest.unflatten(-1, (r_hat - inside, c)).sum(dim=-1)
+    summed[:, :inside] = _run_sums(x2, inside, c)
+    if inside < r_hat:  # r̂·c < k + r̂ ≤ 2k: the padding wraps around x once at most
+        summed[:, inside:] = _run_sums(_wrapped_tail(x2, inside * c, r_hat * c), r_hat - inside, c)
     return summed
 
 
@@ -69,10 +85,13 @@ def compress_adjoint_(grad_x: torch.Tensor, grad_c: torch.Tensor, r_hat: int, mo
         return
     c = -(-k // r_hat)
     inside = k // c
-    grad_x[:, : inside * c].unflatten(-1, (inside, c)).add_(grad_c[:, :inside].unsqueeze(-1))
-    if inside < r_hat:
-        grad_x.index_add_(1, _wrapped(k, inside * c, r_hat * c, grad_x.device),
-                          grad_c[:, inside:].repeat_interleave(c, dim=1))
+    _add_repeated_(grad_x, grad_c[:, :inside], c)
+    if inside < r_hat:  # the wrapped runs: x's tail, then its head again
+        spread = grad_c[:, inside:].repeat_interleave(c, dim=1)
+        tail = k - inside * c
+        grad_x[:, inside * c:] += spread[:, :tail]
+        if spread.shape[1] > tail:
+            grad_x[:, : spread.shape[1] - tail] += spread[:, tail:]
 
 
 def add_decompressed_(out: torch.Tensor, h: torch.Tensor, mode: str) -> torch.Tensor:
@@ -90,7 +109,7 @@ def add_decompressed_(out: torch.Tensor, h: torch.Tensor, mode: str) -> torch.Te
         return out
     g = -(-d // r_hat)
     runs = d // g
-    out[..., : runs * g].unflatten(-1, (runs, g)).add_(h[..., :runs].unsqueeze(-1))
+    _add_repeated_(out, h[..., :runs], g)
     if runs * g < d:
         out[..., runs * g:] += h[..., runs: runs + 1]
     return out
@@ -111,7 +130,7 @@ def decompress_adjoint(g2: torch.Tensor, r_hat: int, mode: str, out: torch.Tenso
         return
     g = -(-d // r_hat)
     runs = d // g
-    out[:, :runs] = g2[:, : runs * g].unflatten(-1, (runs, g)).sum(dim=-1)
+    out[:, :runs] = _run_sums(g2, runs, g)
     out[:, runs:] = 0
     if runs * g < d:
         out[:, runs] = g2[:, runs * g:].sum(dim=-1)
