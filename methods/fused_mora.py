@@ -21,9 +21,6 @@ from typing import Sequence
 import torch
 
 
-MODES = ("truncation", "interleaved", "contiguous")  # truncation; sharing with ReMoRA's two groupings
-
-
 def _run_sums(x2: torch.Tensor, runs: int, c: int) -> torch.Tensor:
     """T × (≥ runs·c) → T × runs: the sum of each run of c consecutive columns. Written as a product with a column
     of ones: torch's sum over a short innermost dimension is a scalar loop on CPU, ~5x slower than this GEMM."""
