@@ -13,6 +13,11 @@ gradients (frozen and adapter) are accumulated into one buffer the same way. Lay
 the input's products: one x·A_catᵀ forward and one A_cat gradient and one input gradient backward, where
 per-layer nodes pay n thin GEMMs each. The math is unchanged: the tests hold this node against the modules'
 composition, values and gradients, and against the dense ΔW.
+
+Products whose output has fewer than 16 columns (x·A_catᵀ at small ranks, the scaled hidden's gradient T × r and
+B's gradient d × r) are computed as the transpose of their few-row product: the same sums, which torch's CPU BLAS
+(MKL) runs 2.5-4× faster below 16 output columns and at the same speed from 16 on (measured at T 512 and 2,464, d 64
+to 1,024, r 4 to 64).
 """
 
 from __future__ import annotations
@@ -20,6 +25,14 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+
+
+NARROW_COLUMNS = 16
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a·b; as (bᵀ·aᵀ)ᵀ, a view, when b has fewer than NARROW_COLUMNS columns (see the module docstring)."""
+    return (b.t() @ a.t()).t() if b.shape[1] < NARROW_COLUMNS else a @ b
 
 
 def _column_slices(splits: Sequence[int]) -> list[slice]:
@@ -36,7 +49,7 @@ class LoraGroupFunction(torch.autograd.Function):
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
         xa2 = x2 if x_adapter is x else x_adapter.reshape(-1, shape[-1])
-        hidden = xa2 @ lora_A.t()
+        hidden = _mm(xa2, lora_A.t())
         scaled = hidden * column_scale
         outs = []
         for i, cols in enumerate(_column_slices(splits)):
@@ -63,10 +76,10 @@ class LoraGroupFunction(torch.autograd.Function):
             weight, _, lora_B = members[3 * i: 3 * i + 3]
             _, need_bias, need_B = need_members[3 * i: 3 * i + 3]
             g2 = grad_out.reshape(-1, grad_out.shape[-1])
-            grad_scaled[:, cols] = g2 @ lora_B                          # T × r_i
+            grad_scaled[:, cols] = _mm(g2, lora_B)                     # T × r_i
             if need_x:  # every layer's input gradient accumulated into one buffer by the GEMMs
                 grad_x = g2 @ weight if grad_x is None else grad_x.addmm_(g2, weight)
-            grad_members += [None, g2.sum(0) if need_bias else None, g2.t() @ scaled[:, cols] if need_B else None]
+            grad_members += [None, g2.sum(0) if need_bias else None, _mm(g2.t(), scaled[:, cols]) if need_B else None]
         grad_scale = (grad_scaled * hidden).sum(0) if need_scale else None
         grad_hidden = grad_scaled * column_scale
         grad_A = grad_hidden.t() @ xa2 if need_A else None

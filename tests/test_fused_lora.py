@@ -11,20 +11,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods.fused_lora import NARROW_COLUMNS
 from methods.lora import LoraLinear
 
 CASES = list(itertools.product([0.0, 0.2], [False, True], [False, True], [True, False], [True, False]))
 
 
+@pytest.mark.parametrize("r", [3, NARROW_COLUMNS])  # the node's transposed products below NARROW_COLUMNS, plain from it
 @pytest.mark.parametrize("dropout,with_gate,with_bias,train_A,input_grad", CASES)
-def test_fused_layer_equals_the_equation(dropout, with_gate, with_bias, train_A, input_grad):
+def test_fused_layer_equals_the_equation(dropout, with_gate, with_bias, train_A, input_grad, r):
     torch.manual_seed(0)
     base = nn.Linear(12, 10, bias=with_bias)
-    layer = LoraLinear(base, r=3, scaling=1.7, dropout=dropout).train()
+    layer = LoraLinear(base, r=r, scaling=1.7, dropout=dropout).train()
     with torch.no_grad():
         layer.lora_B.normal_()
     layer.lora_A.requires_grad_(train_A)
-    gate = torch.rand(3, requires_grad=True) if with_gate else None
+    gate = torch.rand(r, requires_grad=True) if with_gate else None
     if with_gate:
         layer.gate = lambda: gate
     x = torch.randn(2, 5, 12, requires_grad=input_grad)
