@@ -166,7 +166,7 @@ def test_property_delta_weight_matches_oracle_and_forward(d, k, r, mora_type):
 
 @pytest.mark.parametrize("mora_type,grouping", [("truncation", "interleaved"), ("sharing", "interleaved"),
                                                ("sharing", "contiguous")])
-@pytest.mark.parametrize("d,k", [(24, 24), (30, 24), (24, 29), (7, 40), (50, 17), (40, 7), (64, 41)])
+@pytest.mark.parametrize("d,k", [(24, 24), (30, 24), (24, 29), (7, 40), (50, 17), (40, 7), (64, 41), (96, 96)])
 @pytest.mark.parametrize("train_bias,input_grad,dropout", [(False, True, 0.0), (True, False, 0.0), (True, True, 0.3)])
 def test_fast_path_equals_the_composed_operators_in_values_and_gradients(mora_type, grouping, d, k, train_bias,
                                                                          input_grad, dropout):
