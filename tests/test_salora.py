@@ -109,6 +109,19 @@ def test_density_is_the_weighted_expected_l0():
     assert 0 <= float(m.density(model)) <= 1
 
 
+def test_one_noise_draw_per_step_equals_a_draw_per_layer():
+    """before_step draws every layer's gate noise at once; the numbers are those of each layer drawing in turn."""
+    m, model = salora()
+    torch.manual_seed(3)
+    m.before_step(model, 10, 0.2)   # inside the window: stochastic gates
+    batched = [model.up.gate_noise.clone(), model.down.gate_noise.clone()]
+    torch.manual_seed(3)
+    for layer in (model.up, model.down):
+        layer.resample_gate_noise()
+    assert all(torch.equal(b, layer.gate_noise) for b, layer in zip(batched, (model.up, model.down)))
+    assert model.up.gate_mode == model.down.gate_mode == "stochastic"
+
+
 def run_step(m: SaLoRA, model: nn.Module, step: int, total: int) -> None:
     progress = step / total
     model.train()
