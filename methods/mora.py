@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import SIBLINGS_READING_ONE_INPUT, AdapterLinear, AdapterMethod, require
-from .fused_mora import add_decompressed_, compress, fused_mode, mora_group
+from .fused_mora import BLOCKWISE, add_decompressed_, compress, fused_mode, mora_group
 
 MORA_TYPES = ("truncation", "sharing", "decoupling", "rotation")
 SHARING_GROUPINGS = ("interleaved", "contiguous")
@@ -116,12 +116,16 @@ class MoraLinear(AdapterLinear):
     def mora_map(self, x: torch.Tensor) -> torch.Tensor:
         return self.decompress(F.linear(self.compress(x), self.mora_M))
 
-    # --- the fast path: truncation and sharing as one node (methods/fused_mora.py) ---------------------
+    # --- the fast path: each operator as one node (methods/fused_mora.py) ------------------------------
     def _fast_path(self, x: torch.Tensor) -> bool:
-        """Truncation and sharing (either grouping) in the base's dtype, where every input is read (k ≥ r̂): the
-        compression is slices and block sums, the decompression adds into the frozen output in place."""
-        return fused_mode(self) is not None and self.in_features >= self.r_hat \
-            and x.dtype == self.mora_M.dtype == self.base_layer.weight.dtype \
+        """One node in the base's dtype: truncation and sharing (either grouping) where every input is read (k ≥ r̂),
+        the compression slices and block sums, the decompression added into the frozen output in place;
+        decoupling and rotation without dropout (methods/fused_mora.py)."""
+        if self.mora_type in BLOCKWISE:
+            applies = isinstance(self.lora_dropout, nn.Identity)
+        else:
+            applies = self.in_features >= self.r_hat
+        return applies and x.dtype == self.mora_M.dtype == self.base_layer.weight.dtype \
             and not torch.is_autocast_enabled(x.device.type)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

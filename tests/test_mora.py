@@ -165,14 +165,16 @@ def test_property_delta_weight_matches_oracle_and_forward(d, k, r, mora_type):
 
 
 @pytest.mark.parametrize("mora_type,grouping", [("truncation", "interleaved"), ("sharing", "interleaved"),
-                                               ("sharing", "contiguous")])
+                                               ("sharing", "contiguous"), ("decoupling", "interleaved"),
+                                               ("rotation", "interleaved")])
 @pytest.mark.parametrize("d,k", [(24, 24), (30, 24), (24, 29), (7, 40), (50, 17), (40, 7), (64, 41), (96, 96)])
 @pytest.mark.parametrize("train_bias,input_grad,dropout", [(False, True, 0.0), (True, False, 0.0), (True, True, 0.3)])
 def test_fast_path_equals_the_composed_operators_in_values_and_gradients(mora_type, grouping, d, k, train_bias,
                                                                          input_grad, dropout):
-    """Truncation and sharing as one node (methods/fused_mora.py: the adjoints written out, no padded or tiled
-    copies; with dropout, the operators in place); the oracle is y = W x + b + f_decomp(M f_comp(dropout(x)))
-    through the generic operators (compress/decompress), every gradient included."""
+    """Every operator as one node (methods/fused_mora.py: the adjoints written out, no padded or tiled copies;
+    truncation and sharing with dropout: the operators in place; decoupling and rotation with dropout: composed);
+    the oracle is y = W x + b + f_decomp(M f_comp(dropout(x))) through the generic operators (compress/decompress),
+    every gradient included."""
     torch.manual_seed(0)
     layer = MoraLinear(nn.Linear(k, d), mora_rank(d, k, 2, mora_type), mora_type, dropout=dropout).train()
     layer.sharing_grouping = grouping  # ReMoRA's restarts alternate the two
@@ -180,7 +182,8 @@ def test_fast_path_equals_the_composed_operators_in_values_and_gradients(mora_ty
     with torch.no_grad():
         layer.mora_M.normal_()
     x = torch.randn(3, 5, k, requires_grad=input_grad)
-    assert layer._fast_path(x) == (k >= layer.r_hat)
+    blockwise = mora_type in ("decoupling", "rotation")  # one node at any k; the composed path with dropout
+    assert layer._fast_path(x) == (dropout == 0 if blockwise else k >= layer.r_hat)
     torch.manual_seed(1)
     fast = layer(x)
     torch.manual_seed(1)  # the same dropout mask
