@@ -23,7 +23,7 @@ the padding folded back into the input gradient) instead of autograd's full-size
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -155,6 +155,34 @@ def decompress_adjoint(g2: torch.Tensor, r_hat: int, mode: str, out: torch.Tenso
         out[:, runs] = g2[:, runs * g:].sum(dim=-1)
 
 
+def _frozen_outputs(x2: torch.Tensor, members: Sequence, add_adapter_: Callable) -> list[torch.Tensor]:
+    """Each layer's frozen output x·W_iᵀ + b_i (T × d_i; members: W_1, b_1, W_2, b_2, …), then
+    ``add_adapter_(i, out)`` adds layer i's adapter into it in place."""
+    outs = []
+    for i in range(len(members) // 2):
+        weight, bias = members[2 * i: 2 * i + 2]
+        out = torch.addmm(bias, x2, weight.t()) if bias is not None else x2 @ weight.t()
+        add_adapter_(i, out)
+        outs.append(out)
+    return outs
+
+
+def _frozen_backward(grad_outs: Sequence, members: Sequence, need_x: bool, need_members: Sequence,
+                     decompress_adjoint_: Callable) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
+    """The frozen layers' gradients: every layer's input gradient accumulated into one buffer by the GEMMs (None
+    when x needs none) and each bias's; ``decompress_adjoint_(i, g2)`` writes layer i's decompression adjoint."""
+    grad_x = None
+    grad_members: list[torch.Tensor | None] = []
+    for i, grad_out in enumerate(grad_outs):
+        weight = members[2 * i]
+        g2 = grad_out.reshape(-1, grad_out.shape[-1])
+        decompress_adjoint_(i, g2)
+        if need_x:
+            grad_x = g2 @ weight if grad_x is None else grad_x.addmm_(g2, weight)
+        grad_members += [None, g2.sum(0) if need_members[2 * i + 1] else None]
+    return grad_x, grad_members
+
+
 class MoraGroupFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, M_cat, r_hat: int, mode: str, *members):
@@ -163,15 +191,11 @@ class MoraGroupFunction(torch.autograd.Function):
         x2 = x.reshape(-1, shape[-1])
         c = compress(x2, r_hat, mode)
         h = c @ M_cat.t()
-        outs = []
-        for i in range(len(members) // 2):
-            weight, bias = members[2 * i: 2 * i + 2]
-            out = torch.addmm(bias, x2, weight.t()) if bias is not None else x2 @ weight.t()
-            add_decompressed_(out, h[:, i * r_hat: (i + 1) * r_hat], mode)
-            outs.append(out.view(*shape[:-1], out.shape[-1]))
+        outs = _frozen_outputs(x2, members,
+                               lambda i, out: add_decompressed_(out, h[:, i * r_hat: (i + 1) * r_hat], mode))
         ctx.save_for_backward(c, M_cat, *members)
         ctx.r_hat, ctx.mode, ctx.x_shape = r_hat, mode, shape
-        return tuple(outs)
+        return tuple(out.view(*shape[:-1], out.shape[-1]) for out in outs)
 
     @staticmethod
     def backward(ctx, *grad_outs):
@@ -180,15 +204,9 @@ class MoraGroupFunction(torch.autograd.Function):
         need_x, need_M = ctx.needs_input_grad[:2]
         need_members = ctx.needs_input_grad[4:]
         grad_h = c.new_empty(c.shape[0], M_cat.shape[0])
-        grad_x = None
-        grad_members: list[torch.Tensor | None] = []
-        for i, grad_out in enumerate(grad_outs):
-            weight = members[2 * i]
-            g2 = grad_out.reshape(-1, grad_out.shape[-1])
-            decompress_adjoint(g2, r_hat, mode, grad_h[:, i * r_hat: (i + 1) * r_hat])
-            if need_x:  # every layer's input gradient accumulated into one buffer by the GEMMs
-                grad_x = g2 @ weight if grad_x is None else grad_x.addmm_(g2, weight)
-            grad_members += [None, g2.sum(0) if need_members[2 * i + 1] else None]
+        grad_x, grad_members = _frozen_backward(
+            grad_outs, members, need_x, need_members,
+            lambda i, g2: decompress_adjoint(g2, r_hat, mode, grad_h[:, i * r_hat: (i + 1) * r_hat]))
         grad_M = grad_h.t() @ c if need_M else None
         if need_x:
             compress_adjoint_(grad_x, grad_h @ M_cat, r_hat, mode)
@@ -269,15 +287,11 @@ class MoraBlockFunction(torch.autograd.Function):
         c = blocks if cos is None else _rotate_blocks(blocks, cos, sin)
         c2 = c.reshape(-1, r_hat)                                 # (T·n_blocks) × r̂
         h = c2 @ M_cat.t()                                        # (T·n_blocks) × (n·r̂)
-        outs = []
-        for i in range(len(members) // 2):
-            weight, bias = members[2 * i: 2 * i + 2]
-            out = torch.addmm(bias, x2, weight.t()) if bias is not None else x2 @ weight.t()
-            _add_blocks_(out, h[:, i * r_hat: (i + 1) * r_hat].view(-1, n_blocks, r_hat))
-            outs.append(out.view(*shape[:-1], out.shape[-1]))
+        outs = _frozen_outputs(
+            x2, members, lambda i, out: _add_blocks_(out, h[:, i * r_hat: (i + 1) * r_hat].view(-1, n_blocks, r_hat)))
         ctx.save_for_backward(c2, M_cat, cos, sin, *members)
         ctx.r_hat, ctx.n_blocks, ctx.x_shape = r_hat, n_blocks, shape
-        return tuple(outs)
+        return tuple(out.view(*shape[:-1], out.shape[-1]) for out in outs)
 
     @staticmethod
     def backward(ctx, *grad_outs):
@@ -286,15 +300,9 @@ class MoraBlockFunction(torch.autograd.Function):
         need_x, need_M = ctx.needs_input_grad[:2]
         need_members = ctx.needs_input_grad[6:]
         grad_h = c2.new_empty(c2.shape[0], M_cat.shape[0])
-        grad_x = None
-        grad_members: list[torch.Tensor | None] = []
-        for i, grad_out in enumerate(grad_outs):
-            weight = members[2 * i]
-            g2 = grad_out.reshape(-1, grad_out.shape[-1])
-            _blocks_adjoint(g2, grad_h[:, i * r_hat: (i + 1) * r_hat].view(-1, n_blocks, r_hat))
-            if need_x:
-                grad_x = g2 @ weight if grad_x is None else grad_x.addmm_(g2, weight)
-            grad_members += [None, g2.sum(0) if need_members[2 * i + 1] else None]
+        grad_x, grad_members = _frozen_backward(
+            grad_outs, members, need_x, need_members,
+            lambda i, g2: _blocks_adjoint(g2, grad_h[:, i * r_hat: (i + 1) * r_hat].view(-1, n_blocks, r_hat)))
         grad_M = grad_h.t() @ c2 if need_M else None
         if need_x:
             grad_c = (grad_h @ M_cat).view(-1, n_blocks, r_hat)
