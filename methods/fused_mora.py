@@ -16,7 +16,7 @@ composed operators (methods/mora.py), values and gradients, and against the dens
 
 Decoupling and rotation, MoraBlockFunction: M on each r̂-block of the wrap-around-padded input (rotation: each
 block first rotated RoPE-style), the blocks' outputs concatenated and tiled to d. One product over all T·⌈k/r̂⌉
-blocks; the rotation is written with two in-place multiply-adds instead of a rotated copy, the outputs are added
+blocks; the rotation is one swapped copy and one multiply-add (the signs on the small sin table), the outputs added
 into the frozen layer's in place, and the backward writes the adjoints (tiles summed, the rotation transposed,
 the padding folded back into the input gradient) instead of autograd's full-size zero-filled slices.
 """
@@ -247,31 +247,31 @@ def _rotate_blocks(blocks: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, a
     return torch.addcmul(blocks * cos, _swap_halves(blocks), coefficient)
 
 
-def _add_blocks_(out: torch.Tensor, h3: torch.Tensor) -> None:
-    """out (T × d) += the flattened blocks of h3 (T × n_blocks × r̂, any strides), tiled cyclically to d."""
-    d, (n_blocks, r_hat) = out.shape[1], h3.shape[1:]
+def _tile_pieces(flat: torch.Tensor, blocks3: torch.Tensor):
+    """The cyclic tiling of blocks3's flattened blocks (T × n_blocks × r̂, any strides) over flat's d columns, as
+    (piece of flat, the matching piece of blocks3) view pairs: whole blocks as T × w × r̂, a cut block as T × p."""
+    d, (n_blocks, r_hat) = flat.shape[1], blocks3.shape[1:]
     length = n_blocks * r_hat
     for s in range(0, d, length):
         part = min(length, d - s)
         whole = part // r_hat
         if whole:
-            out[:, s: s + whole * r_hat].view(-1, whole, r_hat).add_(h3[:, :whole])
+            yield flat[:, s: s + whole * r_hat].view(-1, whole, r_hat), blocks3[:, :whole]
         if whole < n_blocks and part > whole * r_hat:
-            out[:, s + whole * r_hat: s + part] += h3[:, whole, : part - whole * r_hat]
+            yield flat[:, s + whole * r_hat: s + part], blocks3[:, whole, : part - whole * r_hat]
+
+
+def _add_blocks_(out: torch.Tensor, h3: torch.Tensor) -> None:
+    """out (T × d) += the flattened blocks of h3, tiled cyclically to d."""
+    for piece, block in _tile_pieces(out, h3):
+        piece += block
 
 
 def _blocks_adjoint(g2: torch.Tensor, out3: torch.Tensor) -> None:
-    """out3 (T × n_blocks × r̂, any strides) = the tiling's adjoint of g2 (T × d): the sum of g2's tiles."""
-    d, (n_blocks, r_hat) = g2.shape[1], out3.shape[1:]
-    length = n_blocks * r_hat
+    """out3 (T × n_blocks × r̂) = the tiling's adjoint of g2 (T × d): the sum of g2's tiles."""
     out3.zero_()
-    for s in range(0, d, length):
-        part = min(length, d - s)
-        whole = part // r_hat
-        if whole:
-            out3[:, :whole] += g2[:, s: s + whole * r_hat].view(-1, whole, r_hat)
-        if whole < n_blocks and part > whole * r_hat:
-            out3[:, whole, : part - whole * r_hat] += g2[:, s + whole * r_hat: s + part]
+    for piece, block in _tile_pieces(g2, out3):
+        block += piece
 
 
 class MoraBlockFunction(torch.autograd.Function):
