@@ -1,7 +1,8 @@
 """Baselines whose math is peft's: the layers, the forward and the merge come from ``peft.get_peft_model``, so the
 model these methods return is a ``PeftModel`` (the suite's own methods return the plain model with wrapped layers).
 
-* **dora** — weight-decomposed LoRA (Liu et al., ICML 2024, arXiv 2402.09353): ``LoraConfig(use_dora=True)``.
+* **dora** — weight-decomposed LoRA (Liu et al., ICML 2024, arXiv 2402.09353): ``LoraConfig(use_dora=True)``, its
+  forward computed by one fused node (``methods/fused_dora.py``; peft's own forward where the node does not apply).
 * **adalora** — AdaLoRA (Zhang et al., ICLR 2023, arXiv 2303.10512): SVD-form adapters P·Λ·Q whose ranks a
   sensitivity-based allocator prunes from ``r`` to ``r × budget`` on average, with P, Q's orthogonal regulariser
   (weight 0.5) added through the suite's regulariser hook rather than inside peft's forward, so the logged task
@@ -55,6 +56,13 @@ class DoRA(PeftBacked):
         return LoraConfig(task_type=task_type, r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
                           target_modules=self.target_modules, use_rslora=self.use_rslora, use_dora=True,
                           modules_to_save=self._modules_to_save(), bias=self.bias)
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        from .fused_dora import install_fused_dora
+
+        model = super().apply(model)
+        install_fused_dora(model)
+        return model
 
 
 class AdaLoRA(PeftBacked):
