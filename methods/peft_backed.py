@@ -1,8 +1,7 @@
 """Baselines whose math is peft's: the layers, the forward and the merge come from ``peft.get_peft_model``, so the
 model these methods return is a ``PeftModel`` (the suite's own methods return the plain model with wrapped layers).
 
-* **dora** — weight-decomposed LoRA (Liu et al., ICML 2024, arXiv 2402.09353): ``LoraConfig(use_dora=True)``, its
-  forward computed by one fused node (``methods/fused_dora.py``; peft's own forward where the node does not apply).
+* **dora** — weight-decomposed LoRA (Liu et al., ICML 2024, arXiv 2402.09353): ``LoraConfig(use_dora=True)``.
 * **adalora** — AdaLoRA (Zhang et al., ICLR 2023, arXiv 2303.10512): SVD-form adapters P·Λ·Q whose ranks a
   sensitivity-based allocator prunes from ``r`` to ``r × budget`` on average, with P, Q's orthogonal regulariser
   (weight 0.5) added through the suite's regulariser hook rather than inside peft's forward, so the logged task
@@ -28,7 +27,8 @@ def peft_task_type(model: nn.Module) -> str:
 
 
 class PeftBacked(AdapterMethod):
-    """apply = get_peft_model(model, self.peft_config(task type)); merge = peft's merge_and_unload."""
+    """apply = get_peft_model(model, self.peft_config(task type)), DoRA's and AdaLoRA's layers then computing their
+    forward as one fused node (``methods/peft_fused.py``); merge = peft's merge_and_unload."""
 
     def peft_config(self, task_type: str):
         raise NotImplementedError
@@ -36,7 +36,11 @@ class PeftBacked(AdapterMethod):
     def apply(self, model: nn.Module) -> nn.Module:
         from peft import get_peft_model
 
-        return get_peft_model(model, self.peft_config(peft_task_type(model)))
+        from .peft_fused import install_fused_forwards
+
+        model = get_peft_model(model, self.peft_config(peft_task_type(model)))
+        install_fused_forwards(model)
+        return model
 
     def merge(self, model: nn.Module) -> nn.Module:
         if not self.mergeable:
@@ -56,13 +60,6 @@ class DoRA(PeftBacked):
         return LoraConfig(task_type=task_type, r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
                           target_modules=self.target_modules, use_rslora=self.use_rslora, use_dora=True,
                           modules_to_save=self._modules_to_save(), bias=self.bias)
-
-    def apply(self, model: nn.Module) -> nn.Module:
-        from .fused_dora import install_fused_dora
-
-        model = super().apply(model)
-        install_fused_dora(model)
-        return model
 
 
 class AdaLoRA(PeftBacked):
