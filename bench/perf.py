@@ -286,27 +286,39 @@ def median_iqr(samples: list[float]) -> tuple[float, float]:
     return median, q3 - q1
 
 
+def amortised_extra(row: Row, cfg) -> float:
+    """Seconds a step carries of the row's one-time costs (COLA's knot, ReLoRA's restarts) over an epoch; OLoRA's
+    init is shown as its share of an epoch instead."""
+    return row.one_time_s * row.one_time_count / cfg.epoch_steps if row.method != "olora" else 0.0
+
+
+def paired_ratio(steps: list[float], reference: list[float]) -> tuple[float, float]:
+    """Median and IQR over repetitions of each repetition's ratio. One repetition runs every row back to back, so
+    the machine's slow drift (frequency, other tenants) divides out of each ratio, where a ratio of two medians
+    taken from different moments keeps it."""
+    return median_iqr([step / ref for step, ref in zip(steps, reference, strict=True)])
+
+
 def summarise(rows: list[Row], cfg) -> list[dict]:
     by_name = {row.name: row for row in rows}
     tokens = cfg.batch * cfg.seq_len
     out = []
     for row in rows:
         median, iqr = median_iqr(row.samples)
-        amortised = median + (row.one_time_s * row.one_time_count / cfg.epoch_steps if row.method != "olora" else 0.0)
         out.append({
             "row": row.name, "median_step_ms": 1e3 * median, "iqr_ms": 1e3 * iqr,
-            "amortised_step_ms": 1e3 * amortised, "tokens_per_s": tokens / median, "trainable_params": row.trainable,
+            "amortised_step_ms": 1e3 * (median + amortised_extra(row, cfg)), "tokens_per_s": tokens / median, "trainable_params": row.trainable,
             "peak_mem_mb": None if row.peak_mem_bytes is None else row.peak_mem_bytes / 2**20,
             "one_time_s": row.one_time_s or None,
             "one_time_share_of_epoch": (row.one_time_s / (row.one_time_s + cfg.epoch_steps * median)) if row.method == "olora" else None,
         })
-    base = {name: statistics.median(by_name[name].samples) for name in ("lora", "peft lora", FLOOR_ROW)}
+    amortised = {row.name: [s + amortised_extra(row, cfg) for s in row.samples] for row in rows}
     mem = {name: by_name[name].peak_mem_bytes for name in ("lora", "peft lora")}
     for entry in out:
-        step = entry["amortised_step_ms"] / 1e3
-        entry["vs_lora"] = step / base["lora"]
-        entry["vs_peft_lora"] = step / base["peft lora"]
-        entry["vs_floor"] = step / base[FLOOR_ROW]
+        steps = amortised[entry["row"]]
+        entry["vs_lora"], _ = paired_ratio(steps, amortised["lora"])
+        entry["vs_peft_lora"], _ = paired_ratio(steps, amortised["peft lora"])
+        entry["vs_floor"], entry["vs_floor_iqr"] = paired_ratio(steps, amortised[FLOOR_ROW])
         entry["arithmetic_vs_floor"] = by_name[entry["row"]].predicted_vs_floor
         entry["overhead_beyond_arithmetic"] = entry["vs_floor"] / entry["arithmetic_vs_floor"]
         peak = by_name[entry["row"]].peak_mem_bytes
@@ -346,12 +358,14 @@ def render(report: dict) -> str:
         f"{h['reps']} interleaved repetitions after {h['warmup']} warm-up steps; memory: {h['memory_method']}.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in h["versions"].items()) + ".",
         f"One-time costs are amortised over a {h['epoch_steps']}-step epoch (COLA: one knot per epoch for a chain of 2; "
-        f"ReLoRA/ReMoRA: a restart every {h['restart_every']} steps). Ratios use the amortised step time.",
+        f"ReLoRA/ReMoRA: a restart every {h['restart_every']} steps). Ratios use the amortised step time and are paired: "
+        "the median over repetitions of each repetition's ratio (a repetition runs every row back to back, so the "
+        "machine's drift divides out), with the IQR of the ratio to the floor in brackets.",
         "",
     ]
     for r, rows in report["ranks"].items():
         lines += [f"## r = {r}", "",
-                  "| row | median step ms (IQR) | amortised ms | tokens/s | × our LoRA | × peft LoRA | × floor | "
+                  "| row | median step ms (IQR) | amortised ms | tokens/s | × our LoRA | × peft LoRA | × floor (IQR) | "
                   "arithmetic × floor | overhead beyond arithmetic | peak mem MB | mem × LoRA | mem × peft | trainable | "
                   "goals | met |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -363,7 +377,7 @@ def render(report: dict) -> str:
             extra = (f" (init {e['one_time_s']:.3f} s = {100 * e['one_time_share_of_epoch']:.3f}% of an epoch)"
                      if e["one_time_share_of_epoch"] else "")
             lines.append(f"| {e['row']}{extra} | {e['median_step_ms']:.1f} ({e['iqr_ms']:.1f}) | {e['amortised_step_ms']:.1f} | "
-                         f"{e['tokens_per_s']:.0f} | {e['vs_lora']:.3f} | {e['vs_peft_lora']:.3f} | {e['vs_floor']:.3f} | "
+                         f"{e['tokens_per_s']:.0f} | {e['vs_lora']:.3f} | {e['vs_peft_lora']:.3f} | {e['vs_floor']:.3f} ({e['vs_floor_iqr']:.3f}) | "
                          f"{e['arithmetic_vs_floor']:.3f} | {e['overhead_beyond_arithmetic']:.3f} | "
                          f"{fmt(e['peak_mem_mb'], 1)} | {fmt(e['mem_vs_lora'], 3)} | {fmt(e['mem_vs_peft_lora'], 3)} | "
                          f"{e['trainable_params']:,} | {'; '.join(g for g, _ in goals)} | "

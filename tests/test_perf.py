@@ -50,3 +50,18 @@ def test_salora_table4_bad_argument_is_one_line(tmp_path, capsys):
         table4(["batches=[0]", f"out={tmp_path}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(err) == 1 and "batches=[0]" in err[0] and "integers >= 1" in err[0]
+
+
+def test_ratios_pair_the_rows_of_one_repetition():
+    """× floor is the median of each repetition's ratio, so drift between repetitions divides out: here the ratio
+    of the two medians (210 / 200 = 1.05) would hide a row that is 1.10× the floor in the middle repetition."""
+    from omegaconf import OmegaConf
+
+    from bench.perf import FLOOR_ROW, DEFAULTS, Row, summarise
+
+    floor, row = Row(FLOOR_ROW, None, samples=[0.100, 0.200, 0.400]), Row("lora", "lora", samples=[0.120, 0.210, 0.440])
+    peft = Row("peft lora", "peft", samples=[0.100, 0.200, 0.400])
+    entries = {e["row"]: e for e in summarise([floor, row, peft], OmegaConf.merge(DEFAULTS, {}))}
+    assert math.isclose(entries["lora"]["vs_floor"], 1.10) and math.isclose(entries["lora"]["vs_peft_lora"], 1.10)
+    assert math.isclose(entries["lora"]["median_step_ms"], 210.0) and entries["lora"]["vs_lora"] == 1.0
+    assert math.isclose(entries["lora"]["vs_floor_iqr"], 1.20 - 1.05)  # statistics.quantiles' default (exclusive)
