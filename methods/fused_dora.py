@@ -5,7 +5,7 @@
 peft builds this from a dozen modules and elementwise ops: ΔW by passing an identity matrix through A and B, the
 sum W + s·ΔW, and three full-size passes over the output and their saved inputs; on a small model those, not the
 arithmetic, were DoRA's cost (1.5× our LoRA's overhead beyond arithmetic in ``results/perf.md``). Here the norm is
-one addmm on d × k per step, the adapter's product is accumulated into the frozen one (``addmm_``), and the
+expanded so no d × k copy is written (``row_norms_of_sum``), the adapter's product is accumulated into the frozen one (``addmm_``), and the
 backward is written out, with h = s·x·Aᵀ:
 
     ∂pre = g ⊙ ∂y,   ∂x = ∂pre·W + s·(∂pre·B)·A,   ∂A = s·(∂pre·B)ᵀ·x,   ∂B = g ⊙ (∂yᵀ·h),
@@ -22,12 +22,22 @@ import torch
 from .fused_lora import _mm
 
 
+def row_norms_of_sum(weight: torch.Tensor, lora_B: torch.Tensor, lora_A: torch.Tensor, scaling: float) -> torch.Tensor:
+    """‖W + s·BA‖ per row, expanded as ‖W_j‖² + 2s·⟨B_j, (W·Aᵀ)_j⟩ + s²·⟨B_j, (B·A·Aᵀ)_j⟩: two reads of W and
+    d × r temporaries, where W + s·BA would write and read a d × k copy of every adapted weight each step."""
+    weight_by_A = weight @ lora_A.t()                                           # d × r
+    squared = torch.linalg.vector_norm(weight, dim=1).square_()
+    squared += (2 * scaling) * (lora_B * weight_by_A).sum(1)
+    squared += scaling * scaling * (lora_B @ (lora_A @ lora_A.t()) * lora_B).sum(1)
+    return squared.clamp_(min=0).sqrt_()
+
+
 class DoraFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, lora_A, lora_B, magnitude, weight, bias, scaling: float):
         x2 = x.reshape(-1, x.shape[-1])
         with torch.no_grad():
-            weight_norm = torch.linalg.vector_norm(torch.addmm(weight, lora_B, lora_A, alpha=scaling), dim=1)
+            weight_norm = row_norms_of_sum(weight, lora_B, lora_A, scaling)
         scale = magnitude / weight_norm
         hidden = _mm(x2, lora_A.t()).mul_(scaling)
         pre = (x2 @ weight.t()).addmm_(hidden, lora_B.t())
