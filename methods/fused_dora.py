@@ -25,7 +25,7 @@ from .fused_lora import _mm
 def row_norms_of_sum(weight: torch.Tensor, lora_B: torch.Tensor, lora_A: torch.Tensor, scaling: float) -> torch.Tensor:
     """‖W + s·BA‖ per row, expanded as ‖W_j‖² + 2s·⟨B_j, (W·Aᵀ)_j⟩ + s²·⟨B_j, (B·A·Aᵀ)_j⟩: two reads of W and
     d × r temporaries, where W + s·BA would write and read a d × k copy of every adapted weight each step."""
-    weight_by_A = weight @ lora_A.t()                                           # d × r
+    weight_by_A = _mm(weight, lora_A.t())                                       # d × r
     squared = torch.linalg.vector_norm(weight, dim=1).square_()
     squared += (2 * scaling) * (lora_B * weight_by_A).sum(1)
     squared += scaling * scaling * (lora_B @ (lora_A @ lora_A.t()) * lora_B).sum(1)
