@@ -22,8 +22,12 @@ from __future__ import annotations
 import torch
 from peft.tuners.adalora.layer import SVDLinear
 from peft.tuners.lora.layer import Linear as PeftLoraLinear
-from peft.tuners.lora.variants import DoraLinearVariant
 from torch import nn
+
+try:  # recent peft keeps DoRA's math in a LoRA variant; older releases have none, and DoRA keeps peft's forward
+    from peft.tuners.lora.variants import DoraLinearVariant
+except ImportError:
+    DoraLinearVariant = None
 
 from .fused_dora import DoraFunction
 from .fused_lora import LoraGroupFunction
@@ -70,11 +74,16 @@ class FusedSVDLinear(SVDLinear):
         return out
 
 
+def _is_dora(layer) -> bool:
+    variants = getattr(layer, "lora_variant", None) or {}
+    return DoraLinearVariant is not None and any(isinstance(v, DoraLinearVariant) for v in variants.values())
+
+
 def install_fused_forwards(model: nn.Module) -> int:
     """Give peft's DoRA linear layers and AdaLoRA's SVDLinear layers the fused forward; returns how many."""
     count = 0
     for module in model.modules():
-        if type(module) is PeftLoraLinear and any(isinstance(v, DoraLinearVariant) for v in module.lora_variant.values()):
+        if type(module) is PeftLoraLinear and _is_dora(module):
             module.__class__ = FusedDoraLinear
         elif type(module) is SVDLinear:
             module.__class__ = FusedSVDLinear

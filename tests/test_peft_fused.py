@@ -150,3 +150,14 @@ def test_a_model_with_fused_layers_pickles_and_reloads(method):
     reloaded = torch.load(buffer, weights_only=False)
     with torch.no_grad():
         assert torch.equal(model(input_ids=ids).logits, reloaded(input_ids=ids).logits)
+
+
+def test_without_peft_s_lora_variants_dora_keeps_peft_s_layer(monkeypatch):
+    """A peft release before its LoRA variants has no DoraLinearVariant: DoRA's layers stay peft's, with peft's forward."""
+    import methods.peft_fused
+
+    monkeypatch.setattr(methods.peft_fused, "DoraLinearVariant", None)
+    build_model, targets = ARCHS["llama"]
+    model = build_method("dora", r=4, target_modules=targets).apply(build_model())
+    assert not [m for m in model.modules() if type(m) is FusedDoraLinear]
+    assert [m for m in model.modules() if type(m) is PeftLoraLinear]
