@@ -5,8 +5,8 @@
 peft builds this from a dozen modules and elementwise ops: ΔW by passing an identity matrix through A and B, the
 sum W + s·ΔW, and three full-size passes over the output and their saved inputs; on a small model those, not the
 arithmetic, were DoRA's cost (1.5× our LoRA's overhead beyond arithmetic in ``results/perf.md``). Here the norm is
-expanded so no d × k copy is written (``row_norms_of_sum``), the adapter's product is accumulated into the frozen one (``addmm_``), and the
-backward is written out, with h = s·x·Aᵀ:
+expanded so no d × k copy is written (``row_norms_of_sum``), the adapter's product is accumulated into the frozen
+one (``addmm_``), and the backward is written out, with h = s·x·Aᵀ:
 
     ∂pre = g ⊙ ∂y,   ∂x = ∂pre·W + s·(∂pre·B)·A,   ∂A = s·(∂pre·B)ᵀ·x,   ∂B = g ⊙ (∂yᵀ·h),
     ∂m = Σ_t (∂y ⊙ pre) / ‖W + s·BA‖,   ∂b = Σ_t ∂y.

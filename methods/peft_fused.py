@@ -30,7 +30,7 @@ except ImportError:
     DoraLinearVariant = None
 
 from .fused_dora import DoraFunction
-from .fused_lora import LoraGroupFunction
+from .fused_lora import LoraGroupFunction, fusable
 
 
 def _the_plain_case(layer, x: torch.Tensor, lora_A: torch.Tensor | None, args, kwargs) -> bool:
@@ -38,8 +38,7 @@ def _the_plain_case(layer, x: torch.Tensor, lora_A: torch.Tensor | None, args, k
     if args or kwargs or layer.disable_adapters or layer.merged or lora_A is None:
         return False
     base = layer.get_base_layer()
-    return (type(base) is nn.Linear and not getattr(layer, "fan_in_fan_out", False) and not base.weight.requires_grad
-            and x.dtype == base.weight.dtype == lora_A.dtype and not torch.is_autocast_enabled(x.device.type))
+    return type(base) is nn.Linear and not getattr(layer, "fan_in_fan_out", False) and fusable(x, base.weight, lora_A)
 
 
 def _only_active_adapter(layer) -> str | None:
