@@ -99,6 +99,13 @@ class AdaLoRA(PeftBacked):
                              orth_reg_weight=0.0, modules_to_save=self._modules_to_save(), bias=self.bias,
                              **self.schedule(self.total_step or self.PLACEHOLDER_STEPS))
 
+    def apply(self, model: nn.Module) -> nn.Module:
+        from .adalora_allocator import FlatRankAllocator
+
+        model = super().apply(model)
+        FlatRankAllocator.install(model)  # peft's allocator, its per-step work on flat buffers (bitwise the same)
+        return model
+
     def on_train_begin(self, model: nn.Module, total_steps: int) -> None:
         """An epochs-based run knows its steps only now: the allocator reads the same config object, so set it here."""
         if self.total_step is None:
