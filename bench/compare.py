@@ -275,7 +275,7 @@ def budgets_in(cells_by_family: dict) -> list[int]:
 
 
 def render(runs: list, out: Path, perf_path: Path = Path("results") / "perf.json") -> dict:
-    from .report import describe_compute, describe_scales, write_csv
+    from .report import describe_code, describe_compute, describe_scales, write_csv
     from .compare_figures import pareto_params, pareto_perf
 
     families = list(FAMILIES)
@@ -336,7 +336,7 @@ def render(runs: list, out: Path, perf_path: Path = Path("results") / "perf.json
              "budgets r 8 and 64, 3 seeds, through Hydra's submitit launcher); `make smoke PAPERS=compare` runs every "
              "job of that grid once on a miniature of its model here.", ""]
     ok = [r for r in runs if r.status == "ok"]
-    body += ["## Scale and compute", "", "; ".join(describe_scales(ok)) or "no runs", "", describe_compute(ok), ""]
+    body += ["## Scale and compute", "", "; ".join(describe_scales(ok)) or "no runs", "", describe_compute(ok), "", describe_code(ok), ""]
     atomic_write_text(out / "README.md", "\n".join(head + [""] + body))
     write_csv(out / "leaderboard.csv", csv_rows)
     return {"budgets": budgets, "headline": headline}

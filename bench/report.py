@@ -612,7 +612,7 @@ def report_paper(paper: str, runs: list[Run], out_dir: Path) -> dict[str, Any]:
         head += ["", "Failed runs (their cells read \"failed\"): " + ", ".join(sorted(index["failed"]))]
     index["scale"] = describe_scales(scale_runs)
     head += ["", "Scale of the reproduced numbers: " + ("; ".join(index["scale"]) or "no runs"), ""]
-    head += [describe_compute(selected), ""]
+    head += [describe_compute(selected), "", describe_code(selected), ""]
     atomic_write_text(paper_dir / "README.md", "\n".join(head) + "\n" + "\n".join(sections))
     index["verdicts"] = [o.verdict for o in outcomes]
     return index
@@ -645,6 +645,19 @@ def describe_compute(runs: list[Run]) -> str:
     parts = ", ".join(f"{name} {len(ws)} runs / {sum(ws) / 60:.1f} min" for name, ws in sorted(per_experiment.items()))
     return (f"Compute behind these records: {sum(map(len, per_experiment.values()))} runs, {total / 60:.1f} run-minutes "
             f"(the sum of each run's wall time; `make reproduce` runs two at a time on 2 cores): {parts}.")
+
+
+def describe_code(runs: list[Run]) -> str:
+    """Which commits produced the records (each run's git_sha): a row trained by older code says so here."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        sha = str(run.result.get("git_sha") or "unknown")[:7]
+        counts[sha] = counts.get(sha, 0) + 1
+    if not counts:
+        return "Code behind these records: none."
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    parts = ", ".join(f"{sha} ({n} run{'' if n == 1 else 's'})" for sha, n in ordered)
+    return f"Code behind these records (each run's commit, `git show <commit>`): {parts}."
 
 
 def main(argv: Iterable[str] | None = None) -> None:

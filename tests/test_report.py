@@ -241,3 +241,13 @@ def test_moras_table1_reads_each_benchmark_from_the_run_that_scored_it(tmp_path)
     assert cells[("LoRA", "8", "MMLU_0shot")] == "50.00"
     assert cells[("LoRA", "8", "MMLU_5shot")] == "52.00"
     assert cells[("LoRA", "8", "BioMed")] == "not run"
+
+
+def test_each_page_names_the_commits_behind_its_records(tmp_path):
+    from bench.report import Run, describe_code
+
+    runs = [Run(tmp_path / f"r{i}.json", "ok", {"git_sha": sha}) for i, sha in
+            enumerate(["74797ca0123", "74797ca0123", "3695e5a9999", None])]
+    assert describe_code(runs) == ("Code behind these records (each run's commit, `git show <commit>`): "
+                                   "74797ca (2 runs), 3695e5a (1 run), unknown (1 run).")
+    assert describe_code([]) == "Code behind these records: none."

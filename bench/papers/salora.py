@@ -75,7 +75,10 @@ SPEC = PaperSpec(
         "setting of the ablation, beside its LoRA and SaLoRA runs, in the stand-in column \"c4 (stand-in task)\" "
         "(held-out loss; the task is the shared-text corpus). Every adapter baseline uses the adapters' learning rate "
         "3e-3, untuned per method (prompt and prefix tuning usually want far more), FT a tenth of it: read them as "
-        "one setting, not as each method's best.",
+        "one setting, not as each method's best. The AdaLoRA rows were re-run with the current code (3695e5a; "
+        "their earlier records predate AdaLoRA's fused forward, a rounding-level change: the final eval loss moved "
+        "by 0.00002-0.0013 on the three seeds) on a host 2-3× slower than the one behind the other records, with "
+        "other runs sharing its 2 cores: 220-304 s per run against 92-96 s, which the compute line below counts.",
         "Prefix-tuning on RoBERTa (the paper-scale sweep) is the suite's own (methods/encoder_prefix.py, peft's "
         "parameterisation), as transformers 5's encoders take no past key values for peft's; at the small tier it "
         "runs on stories260K (a decoder) through peft.",
