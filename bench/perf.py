@@ -15,6 +15,7 @@ Output: results/perf.md and results/perf.json. Timings are measured and reported
 from __future__ import annotations
 
 import copy
+import math
 import platform
 import statistics
 import sys
@@ -292,11 +293,28 @@ def amortised_extra(row: Row, cfg) -> float:
     return row.one_time_s * row.one_time_count / cfg.epoch_steps if row.method != "olora" else 0.0
 
 
+def paired_ratios(steps: list[float], reference: list[float]) -> list[float]:
+    """Each repetition's ratio. One repetition runs every row back to back, so the machine's slow drift (frequency,
+    other tenants) divides out of each ratio, where a ratio of two medians taken from different moments keeps it."""
+    return [step / ref for step, ref in zip(steps, reference, strict=True)]
+
+
 def paired_ratio(steps: list[float], reference: list[float]) -> tuple[float, float]:
-    """Median and IQR over repetitions of each repetition's ratio. One repetition runs every row back to back, so
-    the machine's slow drift (frequency, other tenants) divides out of each ratio, where a ratio of two medians
-    taken from different moments keeps it."""
-    return median_iqr([step / ref for step, ref in zip(steps, reference, strict=True)])
+    """Median and IQR over repetitions of each repetition's ratio."""
+    return median_iqr(paired_ratios(steps, reference))
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval for the median: the order statistics x_(k) and x_(n+1-k), k the binomial
+    quantile, covering the median with at least ``confidence`` (n 40: the 14th and 27th values, 96.2%). Unbounded
+    where n is too small for any pair to cover it."""
+    from scipy import stats
+
+    ordered = sorted(values)
+    k = int(stats.binom.ppf((1 - confidence) / 2, len(ordered), 0.5))  # 1-based index of the lower end
+    if k < 1 or len(ordered) + 1 - k <= k - 1:
+        return -math.inf, math.inf
+    return ordered[k - 1], ordered[len(ordered) - k]
 
 
 def summarise(rows: list[Row], cfg) -> list[dict]:
@@ -316,11 +334,13 @@ def summarise(rows: list[Row], cfg) -> list[dict]:
     mem = {name: by_name[name].peak_mem_bytes for name in ("lora", "peft lora")}
     for entry in out:
         steps = amortised[entry["row"]]
-        entry["vs_lora"], _ = paired_ratio(steps, amortised["lora"])
-        entry["vs_peft_lora"], _ = paired_ratio(steps, amortised["peft lora"])
-        entry["vs_floor"], entry["vs_floor_iqr"] = paired_ratio(steps, amortised[FLOOR_ROW])
+        for key, reference in (("vs_lora", "lora"), ("vs_peft_lora", "peft lora"), ("vs_floor", FLOOR_ROW)):
+            ratios = paired_ratios(steps, amortised[reference])
+            entry[key], entry[f"{key}_iqr"] = median_iqr(ratios)
+            entry[f"{key}_ci"] = list(median_interval(ratios))
         entry["arithmetic_vs_floor"] = by_name[entry["row"]].predicted_vs_floor
         entry["overhead_beyond_arithmetic"] = entry["vs_floor"] / entry["arithmetic_vs_floor"]
+        entry["overhead_beyond_arithmetic_ci"] = [bound / entry["arithmetic_vs_floor"] for bound in entry["vs_floor_ci"]]
         peak = by_name[entry["row"]].peak_mem_bytes
         entry["mem_vs_lora"] = peak / mem["lora"] if peak and mem["lora"] else None
         entry["mem_vs_peft_lora"] = peak / mem["peft lora"] if peak and mem["peft lora"] else None
@@ -339,13 +359,23 @@ GOAL_LABELS = {"vs_floor": "× floor", "vs_peft_lora": "× peft", "vs_lora": "×
                "overhead_beyond_arithmetic": "overhead"}
 
 
-def goals_for(entry: dict, rank: str) -> list[tuple[str, bool]]:
-    """(label, met) for each goal that applies to this row at this rank; the overhead goal applies to every row
+VERDICTS = ("met", "missed", "unresolved")
+
+
+def goal_verdict(entry: dict, key: str, limit: float) -> str:
+    """met: the median ratio's 95% interval lies at or below the limit; missed: above it; unresolved: it spans the
+    limit (the machine's spread over these repetitions cannot tell). Entries without an interval: the median."""
+    low, high = entry.get(f"{key}_ci") or (entry[key], entry[key])
+    return "met" if high <= limit else "missed" if low > limit else "unresolved"
+
+
+def goals_for(entry: dict, rank: str) -> list[tuple[str, str]]:
+    """(label, verdict) for each goal that applies to this row at this rank; the overhead goal applies to every row
     with arithmetic beyond the floor's."""
     goals = [(key, limit) for key, limit, ranks in GOALS.get(entry["row"], []) if ranks is None or rank in ranks]
     if entry["row"] not in (FLOOR_ROW, SUITE_ROW, PER_LAYER_ROW):  # reference rows, not goals
         goals.append(("overhead_beyond_arithmetic", OVERHEAD_LIMIT))
-    return [(f"{GOAL_LABELS[key]} ≤ {limit:.2f}", entry[key] <= limit) for key, limit in goals]
+    return [(f"{GOAL_LABELS[key]} ≤ {limit:.2f}", goal_verdict(entry, key, limit)) for key, limit in goals]
 
 
 def render(report: dict) -> str:
@@ -360,7 +390,9 @@ def render(report: dict) -> str:
         f"One-time costs are amortised over a {h['epoch_steps']}-step epoch (COLA: one knot per epoch for a chain of 2; "
         f"ReLoRA/ReMoRA: a restart every {h['restart_every']} steps). Ratios use the amortised step time and are paired: "
         "the median over repetitions of each repetition's ratio (a repetition runs every row back to back, so the "
-        "machine's drift divides out), with the IQR of the ratio to the floor in brackets.",
+        "machine's drift divides out), with the IQR of the ratio to the floor in brackets. A goal is met where the "
+        "95% interval of its median ratio (order statistics over the repetitions) lies at or below the limit, missed "
+        "where it lies above, unresolved where it spans the limit.",
         "",
     ]
     for r, rows in report["ranks"].items():
@@ -369,10 +401,11 @@ def render(report: dict) -> str:
                   "arithmetic × floor | overhead beyond arithmetic | peak mem MB | mem × LoRA | mem × peft | trainable | "
                   "goals | met |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        met_count = total = 0
+        counts = dict.fromkeys(VERDICTS, 0)
         for e in rows:
             goals = goals_for(e, str(r))
-            met_count, total = met_count + sum(ok for _, ok in goals), total + len(goals)
+            for _, verdict in goals:
+                counts[verdict] += 1
             fmt = lambda v, p=2: "–" if v is None else f"{v:.{p}f}"  # noqa: E731
             extra = (f" (init {e['one_time_s']:.3f} s = {100 * e['one_time_share_of_epoch']:.3f}% of an epoch)"
                      if e["one_time_share_of_epoch"] else "")
@@ -381,8 +414,9 @@ def render(report: dict) -> str:
                          f"{e['arithmetic_vs_floor']:.3f} | {e['overhead_beyond_arithmetic']:.3f} | "
                          f"{fmt(e['peak_mem_mb'], 1)} | {fmt(e['mem_vs_lora'], 3)} | {fmt(e['mem_vs_peft_lora'], 3)} | "
                          f"{e['trainable_params']:,} | {'; '.join(g for g, _ in goals)} | "
-                         f"{' / '.join('yes' if ok else 'no' for _, ok in goals)} |")
-        lines += ["", f"Goals met at r = {r}: {met_count} of {total}.", ""]
+                         f"{' / '.join(verdict for _, verdict in goals)} |")
+        lines += ["", f"Goals at r = {r}: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
+                  + f" (of {sum(counts.values())}).", ""]
     return "\n".join(lines)
 
 

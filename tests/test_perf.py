@@ -28,7 +28,7 @@ def test_quick_perf_writes_a_complete_table_with_finite_ratios(tmp_path):
         assert lora["vs_lora"] == 1.0
     header = report["header"]
     assert header["device"] == "cpu" and header["versions"]["torch"] and "interleaved" in markdown
-    assert "overhead beyond arithmetic" in markdown and "Goals met at r = 2" in markdown
+    assert "overhead beyond arithmetic" in markdown and "Goals at r = 2: " in markdown and "unresolved" in markdown
 
 
 def test_salora_table4_has_both_rows_per_model_and_batch(tmp_path):
@@ -65,3 +65,32 @@ def test_ratios_pair_the_rows_of_one_repetition():
     assert math.isclose(entries["lora"]["vs_floor"], 1.10) and math.isclose(entries["lora"]["vs_peft_lora"], 1.10)
     assert math.isclose(entries["lora"]["median_step_ms"], 210.0) and entries["lora"]["vs_lora"] == 1.0
     assert math.isclose(entries["lora"]["vs_floor_iqr"], 1.20 - 1.05)  # statistics.quantiles' default (exclusive)
+
+
+def test_the_median_interval_is_the_binomial_order_statistics():
+    """n 40: the 14th and 27th values (P(14 <= Binom(40, 1/2) <= 26) = 0.962 >= 0.95); n 5 is too few to cover it."""
+    from scipy import stats
+
+    from bench.perf import median_interval
+
+    values = [float(v) for v in range(40, 0, -1)]  # unsorted on purpose: 40, 39, ..., 1
+    assert median_interval(values) == (14.0, 27.0)
+    assert stats.binom.cdf(26, 40, 0.5) - stats.binom.cdf(13, 40, 0.5) >= 0.95
+    assert median_interval([1.0, 2.0, 3.0, 4.0, 5.0]) == (-math.inf, math.inf)
+
+
+def test_a_goal_is_met_missed_or_unresolved_by_its_interval():
+    """A goal's verdict reads the 95% interval of its median ratio, never the median alone: a median under the
+    limit whose interval spans it is unresolved, not met."""
+    from bench.perf import OVERHEAD_LIMIT, goal_verdict, goals_for
+
+    def entry(low, median, high):
+        return {"row": "olora", "vs_lora": median, "vs_lora_ci": [low, high], "overhead_beyond_arithmetic": 1.0,
+                "overhead_beyond_arithmetic_ci": [0.98, 1.02]}
+
+    assert goal_verdict(entry(0.99, 1.00, 1.01), "vs_lora", 1.02) == "met"
+    assert goal_verdict(entry(1.03, 1.05, 1.08), "vs_lora", 1.02) == "missed"
+    assert goal_verdict(entry(0.97, 1.01, 1.06), "vs_lora", 1.02) == "unresolved"
+    assert goals_for(entry(0.97, 1.01, 1.06), "8") == [("× LoRA ≤ 1.02", "unresolved"),
+                                                         (f"overhead ≤ {OVERHEAD_LIMIT:.2f}", "met")]
+    assert goal_verdict({"vs_lora": 1.01}, "vs_lora", 1.02) == "met"  # a record from before the intervals: its median
