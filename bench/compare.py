@@ -336,7 +336,8 @@ def render(runs: list, out: Path, perf_path: Path = Path("results") / "perf.json
              "budgets r 8 and 64, 3 seeds, through Hydra's submitit launcher); `make smoke PAPERS=compare` runs every "
              "job of that grid once on a miniature of its model here.", ""]
     ok = [r for r in runs if r.status == "ok"]
-    body += ["## Scale and compute", "", "; ".join(describe_scales(ok)) or "no runs", "", describe_compute(ok), "", describe_code(ok), ""]
+    body += ["## Scale and compute", "", "; ".join(describe_scales(ok)) or "no runs", "", describe_compute(ok), "",
+             describe_code(ok), ""]
     atomic_write_text(out / "README.md", "\n".join(head + [""] + body))
     write_csv(out / "leaderboard.csv", csv_rows)
     return {"budgets": budgets, "headline": headline}

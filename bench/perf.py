@@ -299,11 +299,6 @@ def paired_ratios(steps: list[float], reference: list[float]) -> list[float]:
     return [step / ref for step, ref in zip(steps, reference, strict=True)]
 
 
-def paired_ratio(steps: list[float], reference: list[float]) -> tuple[float, float]:
-    """Median and IQR over repetitions of each repetition's ratio."""
-    return median_iqr(paired_ratios(steps, reference))
-
-
 def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
     """A distribution-free interval for the median: the order statistics x_(k) and x_(n+1-k), k the binomial
     quantile, covering the median with at least ``confidence`` (n 40: the 14th and 27th values, 96.2%). Unbounded
@@ -312,7 +307,7 @@ def median_interval(values: list[float], confidence: float = 0.95) -> tuple[floa
 
     ordered = sorted(values)
     k = int(stats.binom.ppf((1 - confidence) / 2, len(ordered), 0.5))  # 1-based index of the lower end
-    if k < 1 or len(ordered) + 1 - k <= k - 1:
+    if k < 1 or len(ordered) + 1 - k < k:  # no pair of order statistics reaches the coverage
         return -math.inf, math.inf
     return ordered[k - 1], ordered[len(ordered) - k]
 

@@ -17,6 +17,8 @@ mask and a resume."""
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from peft.tuners.adalora.layer import RankAllocator, deepspeed_config
 
@@ -41,11 +43,9 @@ class FlatRankAllocator(RankAllocator):
         return self._params_of[1]
 
     def _views(self, flat: torch.Tensor, params) -> list[torch.Tensor]:
-        views, offset = [], 0
-        for _, p in params:
-            views.append(flat[offset: offset + p.numel()].view_as(p))
-            offset += p.numel()
-        return views
+        """flat's consecutive pieces, each shaped as its parameter."""
+        pieces = flat.split([p.numel() for _, p in params])
+        return [piece.view_as(p) for piece, (_, p) in zip(pieces, params)]
 
     def _flat_state(self, params) -> tuple[torch.Tensor, ...]:
         """(ipt, exp_avg_ipt, exp_avg_unc, scratch, scratch) as flat buffers, (re)built where peft's dicts no longer
@@ -111,12 +111,10 @@ class FlatRankAllocator(RankAllocator):
         combined = torch.cat([values[m].view(-1) for m in modules]) + torch.cat(pieces).sum(dim=1)
         threshold = torch.kthvalue(combined, k=self.init_bgt - budget)[0].item()
         pruned = combined <= threshold
-        kept = (~pruned).tolist()
-        by_module = {}
-        offset = 0
-        for m, size in zip(modules, sizes):
-            by_module[m % "lora_E"] = (pruned[offset: offset + size].view(-1, 1), kept[offset: offset + size])
-            offset += size
+        kept = (~pruned).tolist()  # one host copy; each module's list is a slice of it
+        ends = list(itertools.accumulate(sizes))
+        by_module = {m % "lora_E": (mask.view(-1, 1), kept[end - size: end])
+                     for m, mask, size, end in zip(modules, pruned.split(sizes), sizes, ends)}
         rank_pattern = {}
         for n, p in params:
             if e in n:
