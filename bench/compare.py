@@ -389,6 +389,14 @@ def experiments(tier: str) -> list[str]:
     return [f.experiment if tier == "paper" else f"{f.experiment}_{tier}" for f in FAMILIES]
 
 
+def sweeps(tier: str) -> dict[str, list[list[str]]]:
+    """The jobs `make compare SCALE=<tier>` launches, per experiment: each family's grid and its reference arm."""
+    from .sweeps import sweep_jobs
+
+    return {exp: [*sweep_jobs(exp, [f"scale={tier}"]), *sweep_jobs(exp, [f"scale={tier}", *REFERENCE_RUN])]
+            for exp in experiments(tier)}
+
+
 def run(tier: str, extra: list[str]) -> int:
     """Each family's grid, then its reference arm once per seed: ordinary multiruns (finished runs are skipped)."""
     conf = Path(__file__).resolve().parents[1] / "conf" / "experiment"

@@ -1,6 +1,7 @@
 """Paper specs: every experiment, figure and claim they name exists; a bad spec fails with one line."""
 
 import dataclasses
+import shutil
 import subprocess
 import sys
 
@@ -36,3 +37,30 @@ def test_the_makefile_reads_experiments_from_the_spec():
     bad = subprocess.run([sys.executable, "-m", "bench.papers", "experiments", "nope", "small"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "valid: olora, cola, salora, mora" in bad.stderr
+
+
+def test_the_committed_records_are_the_runs_a_fresh_reproduction_launches():
+    """A record whose run id the current configs no longer produce would sit beside the fresh run's record and
+    double its cell's seeds (the comparison's records once did): each paper's and the comparison's records are
+    exactly their small-tier sweeps' runs."""
+    from bench.papers.__main__ import committed_record_problems
+
+    assert committed_record_problems() == []
+
+
+def test_records_that_name_other_runs_are_named_in_one_line_each(tmp_path):
+    from bench.papers.__main__ import RESULTS
+    from bench.sweeps import record_mismatches
+
+    sweeps = load("cola").sweeps("small")
+    records = tmp_path / "records"
+    shutil.copytree(RESULTS / "cola" / "records", records)
+    assert record_mismatches(records, sweeps) == []
+    for i, path in enumerate(sorted(records.glob("*.json"))):  # a config default changed: every run id moves
+        path.rename(path.with_name(f"{path.stem[:-8]}{i:08d}.json"))
+    drifted = record_mismatches(records, sweeps)
+    assert len(drifted) == 2 and all("no record" in line and "\n" not in line for line in drifted), drifted
+    for path in sorted(records.glob("*.json"))[:3]:
+        path.unlink()
+    short = record_mismatches(records, sweeps)
+    assert any("records of cola_chain_small, its sweep has 30 jobs" in line for line in short), short

@@ -38,6 +38,12 @@ class PaperSpec:
         suffix = "" if tier == "paper" else f"_{tier}"
         return [f"{name}{suffix}" for name in self.experiments[tier]]
 
+    def sweeps(self, tier: str) -> dict[str, list[list[str]]]:
+        """The jobs `make reproduce-<paper> SCALE=<tier>` launches, per experiment (bench/sweeps.py)."""
+        from ..sweeps import sweep_jobs
+
+        return {exp: sweep_jobs(exp, [f"scale={tier}"]) for exp in self.experiment_files(tier)}
+
 
 def load(name: str) -> PaperSpec:
     from . import cola, mora, olora, salora

@@ -1,13 +1,28 @@
-"""`python -m bench.papers experiments PAPER TIER` | `python -m bench.papers check`."""
+"""`python -m bench.papers experiments PAPER TIER` | `python -m bench.papers check`.
+
+``check``: every spec names existing experiments, figures and tiers, and the committed records of every paper and of
+the comparison are the runs their current small-tier sweeps launch (bench/sweeps.py); each problem is one line,
+exit 1."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from ..errors import UserError, report_and_exit
 from . import PAPERS, load, validate
 
 USAGE = "usage: python -m bench.papers experiments PAPER TIER | python -m bench.papers check"
+RESULTS = Path(__file__).resolve().parents[2] / "results"
+
+
+def committed_record_problems(results: Path = RESULTS, tier: str = "small") -> list[str]:
+    from .. import compare
+    from ..sweeps import record_mismatches
+
+    owners = {paper: load(paper).sweeps(tier) for paper in PAPERS}
+    owners[compare.NAME] = compare.sweeps(tier)
+    return [line for owner, sweeps in owners.items() for line in record_mismatches(results / owner / "records", sweeps)]
 
 
 def main(argv: list[str]) -> None:
@@ -15,7 +30,12 @@ def main(argv: list[str]) -> None:
         if argv[:1] == ["check"] and len(argv) == 1:
             for paper in PAPERS:
                 validate(load(paper))
-            print(f"papers: {len(PAPERS)} specs ok")
+            problems = committed_record_problems()
+            for line in problems:
+                print(line, file=sys.stderr)
+            if problems:
+                sys.exit(1)
+            print(f"papers: {len(PAPERS)} specs ok; the committed records are the runs of the current sweeps")
         elif argv[:1] == ["experiments"] and len(argv) == 3:
             spec = load(argv[1])
             validate(spec)
