@@ -66,5 +66,5 @@ def record_mismatches(records_dir: Path, sweeps: dict[str, list[list[str]]]) -> 
                 break
     for experiment in sorted(set(counts) - set(sweeps), key=str):
         what = "failed runs' records (no experiment recorded)" if experiment is None else f"records of {experiment}"
-        problems.append(f"{records_dir}: {counts[experiment]} {what}, which no sweep of it runs")
+        problems.append(f"{records_dir}: {counts[experiment]} {what}, which no sweep here launches")
     return problems
