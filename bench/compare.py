@@ -72,6 +72,7 @@ ARMS = {
 }
 REFERENCE = "fft"   # trains every weight: shown beside each budget's board, never ranked
 REFERENCE_RUN = (f"arm={REFERENCE}", "compare.budget=8")   # run once per seed; its budget is a placeholder
+SWEEPS = ((), REFERENCE_RUN)   # per family: the grid, then the reference arm (make compare, make smoke, the check)
 NOT_RUN = {   # (arm, family key or "*" for every family) -> why it has no runs there
     ("prompt", "*"): "not run: prompt tuning trains 64 parameters per virtual token on the 64-wide stand-ins, so "
                      "matching LoRA's budget needs 90 tokens per rank (180 at budget 2, 722 at budget 8: beyond "
@@ -393,7 +394,7 @@ def sweeps(tier: str) -> dict[str, list[list[str]]]:
     """The jobs `make compare SCALE=<tier>` launches, per experiment: each family's grid and its reference arm."""
     from .sweeps import sweep_jobs
 
-    return {exp: [*sweep_jobs(exp, [f"scale={tier}"]), *sweep_jobs(exp, [f"scale={tier}", *REFERENCE_RUN])]
+    return {exp: [job for fixed in SWEEPS for job in sweep_jobs(exp, [f"scale={tier}", *fixed])]
             for exp in experiments(tier)}
 
 
@@ -404,7 +405,7 @@ def run(tier: str, extra: list[str]) -> int:
         if not (conf / f"{exp}.yaml").exists():
             raise UserError(f"SCALE={tier}: no comparison experiment {conf / (exp + '.yaml')}; valid: small, paper")
     for exp in experiments(tier):
-        for arm_override in ([], list(REFERENCE_RUN)):
+        for arm_override in SWEEPS:
             print(f"== compare / {exp} {' '.join(arm_override) or '(grid)'} ({tier})", flush=True)
             proc = subprocess.run([sys.executable, "-m", "bench.train", "-m", f"experiment={exp}", f"scale={tier}",
                                    *arm_override, *extra])

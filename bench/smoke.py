@@ -136,7 +136,7 @@ def smoke_jobs(name: str) -> list[tuple[str, tuple[str, ...]]]:
     from .papers import PAPERS, load
 
     if name == compare.NAME:
-        return [job for exp in compare.experiments("paper") for job in ((exp, ()), (exp, compare.REFERENCE_RUN))]
+        return [(exp, fixed) for exp in compare.experiments("paper") for fixed in compare.SWEEPS]
     if name not in PAPERS:
         raise UserError(f"smoke: {name!r}; valid: {', '.join((*PAPERS, compare.NAME))}")
     return [(exp, ()) for exp in load(name).experiment_files("paper")]

@@ -10,7 +10,6 @@ sit beside the old one, doubling the seeds of a cell. ``record_mismatches`` says
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from . import resolvers
 from .cli import CONF_DIR, CONFIG_NAME
+from .records import read_json
 
 
 def _compose(overrides: Sequence[str], hydra_config: bool = False):
@@ -43,8 +43,9 @@ def run_id_of(job: Sequence[str]) -> str:
 
 
 def _experiment_of(record: Path) -> str | None:
-    """The experiment a finished run names (a failed run's record keeps only its config: None)."""
-    return (json.loads(record.read_text()).get("result") or {}).get("experiment")
+    """The experiment a finished run names; None for a failed run (its record keeps only its config) or an unreadable
+    record."""
+    return ((read_json(record) or {}).get("result") or {}).get("experiment")
 
 
 def record_mismatches(records_dir: Path, sweeps: dict[str, list[list[str]]]) -> list[str]:
@@ -56,7 +57,8 @@ def record_mismatches(records_dir: Path, sweeps: dict[str, list[list[str]]]) -> 
     problems = []
     for experiment, jobs in sweeps.items():
         if counts[experiment] != len(jobs):
-            problems.append(f"{records_dir}: {counts[experiment]} records of {experiment}, its sweep has {len(jobs)} jobs")
+            problems.append(f"{records_dir}: {counts[experiment]} records of {experiment}, its sweep has "
+                            f"{len(jobs)} jobs")
             continue
         for job in jobs[:1] + jobs[1:][-1:]:   # the first and the last
             name = run_id_of(job)
@@ -65,6 +67,7 @@ def record_mismatches(records_dir: Path, sweeps: dict[str, list[list[str]]]) -> 
                                 f"configs name it so; re-run {experiment} or restore the config the records came from)")
                 break
     for experiment in sorted(set(counts) - set(sweeps), key=str):
-        what = "failed runs' records (no experiment recorded)" if experiment is None else f"records of {experiment}"
+        what = ("records that name no experiment (failed or unreadable runs)" if experiment is None
+                else f"records of {experiment}")
         problems.append(f"{records_dir}: {counts[experiment]} {what}, which no sweep here launches")
     return problems
