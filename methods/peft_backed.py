@@ -101,9 +101,11 @@ class AdaLoRA(PeftBacked):
 
     def apply(self, model: nn.Module) -> nn.Module:
         from .adalora_allocator import FlatRankAllocator
+        from .peft_fused import skip_zero_weight_regulariser
 
         model = super().apply(model)
         FlatRankAllocator.install(model)  # peft's allocator, its per-step work on flat buffers (bitwise the same)
+        skip_zero_weight_regulariser(model)  # peft's regulariser at the weight 0 set above: zeros (bitwise the same)
         return model
 
     def on_train_begin(self, model: nn.Module, total_steps: int) -> None:

@@ -194,3 +194,18 @@ def test_fast_path_equals_the_composed_operators_in_values_and_gradients(mora_ty
     leaves = [t for t in (x, layer.mora_M, layer.base_layer.bias) if t.requires_grad]
     for got, want in zip(torch.autograd.grad(fast, leaves, upstream), torch.autograd.grad(composed, leaves, upstream)):
         assert torch.allclose(got, want, atol=1e-4)
+
+
+@pytest.mark.parametrize("g", [1, 2, 3, 4, 10])
+def test_repeated_add_is_bitwise_the_repeated_columns_added(g):
+    """The contiguous grouping's decompression (and its compression's adjoint): strided adds up to STRIDED_REPEATS
+    repeats, one broadcast add beyond; either way each output is out + h[i // g], one rounding, as written out."""
+    from methods.fused_mora import _add_repeated_
+
+    generator = torch.Generator().manual_seed(g)
+    out = torch.randn(37, 5 * g + 2, generator=generator)
+    h = torch.randn(37, 9, generator=generator)[:, :5]  # a column slice, as the callers pass
+    want = out.clone()
+    want[:, : 5 * g] += h.repeat_interleave(g, dim=1)
+    _add_repeated_(out, h, g)
+    assert torch.equal(out, want)

@@ -161,3 +161,28 @@ def test_without_peft_s_lora_variants_dora_keeps_peft_s_layer(monkeypatch):
     model = build_method("dora", r=4, target_modules=targets).apply(build_model())
     assert not [m for m in model.modules() if type(m) is FusedDoraLinear]
     assert [m for m in model.modules() if type(m) is PeftLoraLinear]
+
+
+def test_adalora_model_skips_peft_s_zero_weight_regulariser_bitwise():
+    """peft's AdaLoraModel adds 0 × its orthogonal regulariser to the loss; skipping it changes no bit of the loss or
+    of any gradient, and a nonzero weight still adds it (peft's forward)."""
+    from peft.tuners.adalora.model import AdaLoraModel
+
+    from methods.peft_fused import AdaLoraModelWithoutZeroTerm
+
+    model, _ = adapted_layers("adalora", "llama", 4)
+    assert type(model.base_model) is AdaLoraModelWithoutZeroTerm
+    ids = torch.randint(0, model.config.vocab_size, (2, 7), generator=torch.Generator().manual_seed(3))
+    trained = [p for p in model.parameters() if p.requires_grad]
+
+    def loss_and_grads(forward):
+        loss = forward(model.base_model, input_ids=ids, labels=ids).loss
+        return loss, torch.autograd.grad(loss, trained)
+
+    ours, peft_s = loss_and_grads(AdaLoraModelWithoutZeroTerm.forward), loss_and_grads(AdaLoraModel.forward)
+    assert torch.equal(ours[0], peft_s[0])
+    assert all(torch.equal(a, b) for a, b in zip(ours[1], peft_s[1]))
+    model.peft_config["default"].orth_reg_weight = 0.5
+    weighted = model.base_model(input_ids=ids, labels=ids).loss
+    assert torch.equal(weighted, AdaLoraModel.forward(model.base_model, input_ids=ids, labels=ids).loss)
+    assert weighted > ours[0]
