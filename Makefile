@@ -1,29 +1,32 @@
 # lorabench — `make reproduce` runs the papers' experiments, `make test` runs the suite.
 # Both create (or reuse) .venv. Without a GPU the CPU build of torch is installed first;
 # set TORCH_SPEC to pick another build, e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu".
+#
+# Every variable below reaches a recipe through the environment, never pasted into its text, so no value can
+# become a shell command; bench.launch validates SCALE, SEEDS, LAUNCHER and JOBS in one line each (exit 2).
 PYTHON     ?= python3
 VENV       ?= .venv
 BIN        := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 SCALE      ?= small
-# The CPU tiers run a sweep's jobs in parallel worker processes (joblib), one thread each: a 260K-parameter
-# model's ops are too small to use two threads well, so two jobs at once do ~1.5x the work of one job on two.
-LAUNCHER   ?= $(if $(filter paper,$(SCALE)),basic,joblib)
+LAUNCHER   ?=
 JOBS       ?= 2
 SEEDS      ?=
-LAUNCH     = hydra/launcher=$(LAUNCHER) $(if $(filter joblib,$(LAUNCHER)),hydra.launcher.n_jobs=$(JOBS)) $(if $(SEEDS),seed=$(SEEDS))
+PAPERS     ?=
 STAMP      := $(VENV)/.installed
+export PYTHON TORCH_SPEC SCALE LAUNCHER JOBS SEEDS PAPERS
 
 .PHONY: setup test smoke reproduce report compare perf perf-salora demo clean
 
 setup: $(STAMP)
 
+# TORCH_SPEC is split into words by the shell (it may carry --index-url), never re-read as a command line.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || "$$PYTHON" -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	if ! $(BIN)/python -c "import torch" 2>/dev/null; then \
 	  if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install torch; \
-	  else $(BIN)/python -m pip install $(TORCH_SPEC); fi; fi
+	  else $(BIN)/python -m pip install $$TORCH_SPEC; fi; fi
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
@@ -33,27 +36,23 @@ test: setup
 # Every job of every paper-scale experiment (one seed / rank / grid point each; every model × task × method) on a
 # miniature of its model and the local data: proves the paper scale runs, on a CPU (bench/smoke.py). PAPERS= picks.
 smoke: setup
-	JOBS=$(JOBS) $(BIN)/python -m bench.smoke $(PAPERS)
+	$(BIN)/python -m bench.smoke $$PAPERS
 
-# One target per paper. Its experiments come from its spec (bench/papers/<paper>.py) for the tier SCALE
-# (small: the claims' tier, the default; tiny: the one-minute smoke; paper: the published configuration, with
-# LAUNCHER=slurm through submitit); then the report: records into results/<paper>/records/, tables, figures, claims.
-reproduce: reproduce-olora reproduce-cola reproduce-salora reproduce-mora
+# One target per paper (bench.papers list names them). Its experiments come from its spec (bench/papers/<paper>.py)
+# for the tier SCALE (small: the claims' tier, the default; tiny: the one-minute smoke; paper: the published
+# configuration, with LAUNCHER=slurm through submitit); then the report: records into results/<paper>/records/,
+# tables, figures, claims. A failed sweep does not stop the others; the command then exits 1 naming it.
+reproduce: setup
+	$(BIN)/python -m bench.reproduce
 
+reproduce-%: export PAPER = $*
 reproduce-%: setup
-	@exps="$$($(BIN)/python -m bench.papers experiments $* $(SCALE))" || exit 2; \
-	for e in $$exps; do \
-	  echo "== $* / $$e ($(SCALE))"; \
-	  OMP_NUM_THREADS=$(if $(filter joblib,$(LAUNCHER)),1,$${OMP_NUM_THREADS:-}) \
-	    $(BIN)/python -m bench.train -m experiment=$$e scale=$(SCALE) $(LAUNCH) || exit $$?; \
-	done
-	$(BIN)/python -m bench.report --paper $*
+	$(BIN)/python -m bench.reproduce "$$PAPER"
 
 # The comparison no paper has (bench/compare.py): every method on one task per paper's family at two matched
 # trainable-parameter budgets, 3 seeds; then results/compare/. SCALE=paper LAUNCHER=slurm: the same grid on a cluster.
 compare: setup
-	OMP_NUM_THREADS=$(if $(filter joblib,$(LAUNCHER)),1,$${OMP_NUM_THREADS:-}) \
-	  $(BIN)/python -m bench.compare run --scale $(SCALE) $(LAUNCH)
+	$(BIN)/python -m bench.compare run
 
 # Rebuild results/ from the committed records (and any finished runs in runs/); never trains.
 report: setup

@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .errors import UserError
 from .records import require_writable_dir
-from .validate import validate_config
+from .validate import SAFE_NAME_VALID, is_safe_name, validate_config
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 CONFIG_NAME = "train"
@@ -62,8 +62,25 @@ def _explain(err: Exception, overrides: list[str]) -> str:
     return text.strip().splitlines()[0]
 
 
+# Hydra's own command-line flags (hydra/_internal/utils.py get_args_parser), with the short forms it accepts.
+HYDRA_FLAGS = ("-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "--resolve", "-p", "--package", "-r",
+               "--run", "-m", "--multirun", "-sc", "--shell-completion", "-cp", "--config-path", "-cn",
+               "--config-name", "-cd", "--config-dir", "--experimental-rerun", "-i", "--info")
+
+
+def _check_flags(argv: list[str]) -> None:
+    for arg in argv:
+        if "\x00" in arg:  # Hydra's lexer would refuse it with a message holding the raw byte
+            key, _, value = arg.partition("=")
+            raise UserError(f"{key}={value!r} is not valid; valid: a value without NUL characters")
+        if arg.startswith("-") and arg.split("=", 1)[0] not in HYDRA_FLAGS:
+            raise UserError(f"option {arg!r} is not valid; valid: overrides key=value and Hydra's flags "
+                            "(-m/--multirun, --cfg job|hydra|all, --resolve, --info, --help, --hydra-help)")
+
+
 def preflight(argv: list[str]) -> Path | None:
     """Raise UserError with one line if the overrides do not compose; else the runs directory they write to."""
+    _check_flags(argv)
     if any(a in ("-h", "--help", "--hydra-help", "--info", "-i", "--cfg", "-c") or a.startswith("--cfg") for a in argv):
         return None
     overrides = [a for a in argv if not a.startswith("-")]
@@ -71,6 +88,7 @@ def preflight(argv: list[str]) -> Path | None:
         variants = _variants(overrides)
     except HydraException as err:
         raise UserError(str(err).strip().splitlines()[0]) from err
+    _check_group_choices(overrides)
     for variant in variants:
         try:
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -79,11 +97,32 @@ def preflight(argv: list[str]) -> Path | None:
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
                 message = _explain(err, variant)
             raise UserError(message) from err
-        _check_method(cfg)
         validate_config(cfg)
+        _check_method(cfg)
     _check_launcher(overrides)
     _check_output_dirs(overrides)
     return _check_writable(cfg)
+
+
+def _config_groups() -> set[str]:
+    groups = {str(p.relative_to(CONF_DIR)) for p in CONF_DIR.rglob("*") if p.is_dir()}
+    return groups | {"hydra/launcher", "hydra/sweeper", "hydra/job_logging", "hydra/hydra_logging"}
+
+
+def _check_group_choices(overrides: list[str]) -> None:
+    """A config group's option names a file in conf/<group>/: '..' or '/' in it would read a file of another group
+    (``experiment=../method/lora``) or outside conf/ altogether."""
+    groups = _config_groups()
+    for override in OverridesParser.create().parse_overrides(overrides):
+        group = override.key_or_group
+        if group not in groups:
+            continue
+        values = ([str(v) for v in override.sweep_string_iterator()] if override.is_sweep_override()
+                  else [str(override.value())])
+        for value in values:
+            if value != "null" and not is_safe_name(value):
+                raise UserError(f"{group}={value!r} is not valid; valid: {SAFE_NAME_VALID} (an option of config "
+                                f"group '{group}')")
 
 
 def _check_launcher(overrides: list[str]) -> None:

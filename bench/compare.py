@@ -17,11 +17,9 @@ regenerates byte-identically), and Pareto plots of quality against trainable par
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import statistics
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,8 +273,8 @@ def budgets_in(cells_by_family: dict) -> list[int]:
     return sorted({b for cells in cells_by_family.values() for (_, b) in cells if b is not None})
 
 
-def render(runs: list, out: Path, perf_path: Path = Path("results") / "perf.json") -> dict:
-    from .report import describe_code, describe_compute, describe_scales, write_csv
+def render(runs: list, out: Path, perf_path: Path = Path("results") / "perf.json", excluded: list = ()) -> dict:
+    from .report import describe_code, describe_compute, describe_scales, render_excluded, write_csv
     from .compare_figures import pareto_params, pareto_perf
 
     families = list(FAMILIES)
@@ -339,6 +337,7 @@ def render(runs: list, out: Path, perf_path: Path = Path("results") / "perf.json
     ok = [r for r in runs if r.status == "ok"]
     body += ["## Scale and compute", "", "; ".join(describe_scales(ok)) or "no runs", "", describe_compute(ok), "",
              describe_code(ok), ""]
+    body += render_excluded(list(excluded), heading="##")
     atomic_write_text(out / "README.md", "\n".join(head + [""] + body))
     write_csv(out / "leaderboard.csv", csv_rows)
     return {"budgets": budgets, "headline": headline}
@@ -398,50 +397,61 @@ def sweeps(tier: str) -> dict[str, list[list[str]]]:
             for exp in experiments(tier)}
 
 
-def run(tier: str, extra: list[str]) -> int:
-    """Each family's grid, then its reference arm once per seed: ordinary multiruns (finished runs are skipped)."""
+def run(options) -> list[str]:
+    """Each family's grid, then its reference arm once per seed: ordinary multiruns (finished runs are skipped).
+    Returns the sweeps that did not finish cleanly."""
+    from .launch import Sweep, run_sweeps, runs_dir_of
+
+    tier = options.scale
     conf = Path(__file__).resolve().parents[1] / "conf" / "experiment"
     for exp in experiments(tier):
         if not (conf / f"{exp}.yaml").exists():
             raise UserError(f"SCALE={tier}: no comparison experiment {conf / (exp + '.yaml')}; valid: small, paper")
-    for exp in experiments(tier):
-        for arm_override in SWEEPS:
-            print(f"== compare / {exp} {' '.join(arm_override) or '(grid)'} ({tier})", flush=True)
-            proc = subprocess.run([sys.executable, "-m", "bench.train", "-m", f"experiment={exp}", f"scale={tier}",
-                                   *arm_override, *extra])
-            if proc.returncode != 0:
-                return proc.returncode
-    return 0
+    sweeps = [Sweep(f"compare / {exp} {' '.join(arm_override) or '(grid)'} ({tier})", exp,
+                    [*options.overrides(), *arm_override])
+              for exp in experiments(tier) for arm_override in SWEEPS]
+    return run_sweeps("compare", sweeps, runs_dir_of([]), options.env())
 
 
-def report(runs_dir: Path, out_root: Path) -> dict:
-    from .report import collect_runs, load_records, write_records
+def report(runs_dir: Path, out_root: Path, allow_missing: bool = False) -> dict:
+    from .report import gather
 
-    synced = write_records(collect_runs(runs_dir), out_root, owners=(NAME,)) if runs_dir.is_dir() else 0
-    runs = load_records(out_root, NAME)
+    owned, excluded, synced = gather(runs_dir, out_root, [NAME], allow_missing)
+    runs = owned[NAME]
     if not runs:
         raise UserError(f"no comparison records in {out_root / NAME / 'records'} and none finished in --runs="
                         f"{str(runs_dir)!r}; train first (make compare) — nothing was written")
-    summary = render(runs, out_root / NAME, out_root / "perf.json")
+    summary = render(runs, out_root / NAME, out_root / "perf.json", excluded)
     print(f"compare: {out_root / NAME / 'README.md'} ({len(runs)} records, {synced} new from {runs_dir})")
     return summary
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.splitlines()[0])
+    from .cli_args import one_line_parser
+    from .launch import launch_options
+
+    parser = one_line_parser("python -m bench.compare", __doc__.splitlines()[0])
     parser.add_argument("action", nargs="?", default="report", choices=("report", "run"))
-    parser.add_argument("--scale", default=os.environ.get("SCALE", "small"), help="tier to train (run): small | paper")
+    parser.add_argument("--scale", default=os.environ.get("SCALE"), help="tier to train (run): small (default) | paper")
+    parser.add_argument("--seeds", default=os.environ.get("SEEDS"), help="run: a comma list of integers")
+    parser.add_argument("--launcher", default=os.environ.get("LAUNCHER"), help="run: basic | joblib | local | slurm")
+    parser.add_argument("--jobs", default=os.environ.get("JOBS"), help="run: parallel jobs of the joblib launcher")
     parser.add_argument("--runs", default=os.environ.get("LORABENCH_RUNS", "runs"))
     parser.add_argument("--out", default="results")
-    args, extra = parser.parse_known_args(list(argv) if argv is not None else None)
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="write the page even if some records cannot be used (the page lists them)")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    failed: list[str] = []
     try:
         if args.action == "run":
-            code = run(args.scale, extra)
-            if code:
-                return code
-        report(Path(args.runs), Path(args.out))
+            failed = run(launch_options(args.scale, args.seeds, args.launcher, args.jobs))
+        report(Path(args.runs), Path(args.out), args.allow_missing)
     except UserError as err:
         report_and_exit(err)
+    if failed:
+        print(f"compare: {len(failed)} sweep(s) did not finish cleanly: {'; '.join(failed)} (see FAILED lines and "
+              "error.json in their run dirs; the same command resumes them)", file=sys.stderr)
+        return 1
     return 0
 
 

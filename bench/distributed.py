@@ -53,6 +53,15 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def from_main(value: T) -> T:
+    """Rank 0's ``value``, on every rank (a decision only rank 0 can make, such as taking the run's lock)."""
+    if not dist.is_initialized():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def start() -> None:
     """Join the launcher's process group (gloo on CPU, nccl on GPUs); HF Trainer's accelerate reuses it."""
     if world_size() > 1 and not dist.is_initialized():

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,8 @@ from .records import atomic_write_text
 
 PEFT_METHODS = ("lora", "olora", "cola", "salora", "relora", "mora")
 FINAL_STATE = "final_adapter.pt"
+EXPORT_DIR = "export"
+PROBE = "probe.safetensors"  # the suite's logits on PROBE_TEXT: tensors only, nothing a loader could execute
 
 
 def lora_factors(method: AdapterMethod, layer) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -154,7 +159,33 @@ def write_card(out_dir: Path, card: dict[str, Any]) -> None:
 
 
 def export_run(method: AdapterMethod, model, tokenizer, run_dir: Path, cfg, metrics: dict) -> dict[str, str]:
-    """Both formats where they apply; returns {format: path}."""
+    """Both formats where they apply; returns {format: path}. Everything is written into a hidden staging directory
+    beside ``export/`` and swapped in by a rename once whole, so a kill or a full disk never leaves an ``export/``
+    that looks complete (an earlier export stays until the new one is whole)."""
+    final = Path(run_dir) / EXPORT_DIR
+    staging = Path(tempfile.mkdtemp(prefix=f".{EXPORT_DIR}-partial-", dir=run_dir))
+    try:
+        written = write_exports(method, model, tokenizer, staging, run_dir, cfg, metrics)
+        replace_dir(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {fmt: str(final / name) for fmt, name in written.items()}
+
+
+def replace_dir(new: Path, final: Path) -> None:
+    """Put the whole directory ``new`` at ``final``; an existing ``final`` is moved aside first and removed last."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}-old-{os.getpid()}")
+        final.rename(old)
+    new.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_exports(method: AdapterMethod, model, tokenizer, out: Path, run_dir: Path, cfg, metrics: dict) -> dict[str, str]:
+    """Every format that applies, into ``out``; returns {format: directory name inside ``out``}."""
     base = cfg.model.path if cfg.model.source in ("hub", "local") else cfg.model.name
     card = {"method": method.name, "hyperparameters": method.hparams(), "model": cfg.model.name, "base_model": base,
             "task": cfg.task.name, "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
@@ -164,17 +195,20 @@ def export_run(method: AdapterMethod, model, tokenizer, run_dir: Path, cfg, metr
     dataset = get_spec(cfg.task.name).hub_dataset
     if dataset:
         card["dataset"] = dataset
-    save_probe(model, tokenizer, run_dir / "export" / "probe.pt")
-    out = {}
+    save_probe(model, tokenizer, out / PROBE)
+    written = {}
     if method.mergeable:
-        out["merged"] = str(export_merged(method, model, tokenizer, run_dir / "export" / "merged", card))
+        export_merged(method, model, tokenizer, out / "merged", card)
+        written["merged"] = "merged"
     else:
         print(f"export: {method.name} is not mergeable; exported in its own format only")
     if not method.mergeable or hasattr(model, "peft_config"):
-        out[method.name] = str(export_own_format(method, model, run_dir / "export" / method.name, base, card))
+        export_own_format(method, model, out / method.name, base, card)
+        written[method.name] = method.name
     elif peft_exportable(method) and cfg.model.source in ("hub", "local"):
-        out["peft"] = str(export_peft(method, model, run_dir / "export" / "peft", base, card))
-    return out
+        export_peft(method, model, out / "peft", base, card)
+        written["peft"] = "peft"
+    return written
 
 
 PROBE_TEXT = "Once upon a time, there was a little girl named Lily. She loved to play outside."
@@ -189,7 +223,7 @@ def save_probe(model, tokenizer, path: Path) -> None:
     logits = model(**enc).logits.float().cpu()
     model.train(was_training)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"input_ids": enc.input_ids.cpu(), "logits": logits}, path)
+    save_file({"input_ids": enc.input_ids.cpu().contiguous(), "logits": logits.contiguous()}, str(path))
 
 
 def save_final_state(method: AdapterMethod, model, run_dir: Path) -> None:
@@ -207,13 +241,53 @@ def save_final_state(method: AdapterMethod, model, run_dir: Path) -> None:
 USAGE = "usage: python -m bench.export RUN_DIR (a run directory holding result.json)"
 
 
+def method_from_record(method_cfg: dict) -> AdapterMethod:
+    """The method a run's record names, built from the registry by name: a ``_target_`` or any other key read from a
+    received run directory never chooses what code runs."""
+    from methods import METHODS, build_method
+
+    from .errors import UserError
+
+    kwargs = {k: v for k, v in method_cfg.items() if not str(k).startswith("_")}
+    name = kwargs.pop("name", None)
+    if name not in METHODS:
+        raise UserError(f"result.json: method.name={name!r} is not a method of this suite; valid: {', '.join(sorted(METHODS))}")
+    try:
+        return build_method(name, **kwargs)
+    except ValueError as err:
+        raise UserError(f"result.json: {err}") from err
+
+
+def load_final_state(model, saved: dict, run_dir: Path) -> None:
+    """The saved adapter into the rebuilt model, every key accounted for: a file from another run (other modules,
+    other shapes) or one missing a trained tensor is refused rather than exported untrained."""
+    from .errors import UserError
+
+    state = saved.get("state") if isinstance(saved, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"RUN_DIR={str(run_dir)!r}: {FINAL_STATE} does not hold an adapter state (a dict of tensors)")
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    model_keys = set(model.state_dict())
+    unexpected = sorted(set(state) - model_keys)
+    missing = sorted(trainable - set(state))
+    if unexpected or missing:
+        what = (f"{len(unexpected)} tensor(s) the run's model lacks (e.g. {unexpected[0]})" if unexpected else
+                f"no tensor for {len(missing)} trained parameter(s) (e.g. {missing[0]})")
+        raise UserError(f"RUN_DIR={str(run_dir)!r}: {FINAL_STATE} does not match the run's method and model: {what}")
+    try:
+        model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # a shape that differs
+        raise UserError(f"RUN_DIR={str(run_dir)!r}: {FINAL_STATE} does not match the run's method and model: "
+                        f"{str(err).strip().splitlines()[-1].strip()}") from err
+
+
 def main(argv: list[str] | None = None) -> None:
     """Re-export a finished run: rebuild model + method from its result.json, load the final adapter state."""
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from .errors import UserError, report_and_exit
+    from .errors import DiskFull, UserError, is_disk_full, report_and_exit
     from .models import load_model, load_tokenizer
+    from .records import load_tensor_file
     from .tasks import get_spec
 
     args = sys.argv[1:] if argv is None else argv
@@ -221,8 +295,8 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     try:
-        if len(args) != 1:
-            raise UserError(USAGE)
+        if len(args) != 1 or args[0].startswith("-"):
+            raise UserError(f"arguments {' '.join(args) or '(none)'!r} not understood; {USAGE}")
         run_dir = Path(args[0])
         result_path = run_dir / "result.json"
         if not result_path.is_file() or not (run_dir / FINAL_STATE).is_file():
@@ -232,28 +306,39 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as err:
             raise UserError(f"RUN_DIR={str(run_dir)!r}: result.json is damaged ({err}); re-run the training command "
                             "(force=true) to rewrite it") from err
-        try:
-            saved = torch.load(run_dir / FINAL_STATE, weights_only=False)
-        except Exception as err:  # torch raises RuntimeError / EOFError / UnpicklingError for a cut file
-            raise UserError(f"RUN_DIR={str(run_dir)!r}: {FINAL_STATE} is damaged ({type(err).__name__}); re-run the "
-                            "training command (force=true) to rewrite it") from err
-        if not all(k in (result.get("config") or {}) for k in ("model", "task", "method")):
+        saved = load_tensor_file(run_dir / FINAL_STATE)
+        config = result.get("config") if isinstance(result, dict) else None
+        if not isinstance(config, dict) or not all(isinstance(config.get(k), dict) for k in ("model", "task", "method")):
             raise UserError(f"RUN_DIR={str(run_dir)!r}: result.json has no run config (model, task, method); re-run "
                             "the training command (force=true) to rewrite it")
-        cfg = OmegaConf.create(result["config"])
+        cfg = OmegaConf.create(config)
+        method = method_from_record(OmegaConf.to_container(cfg.method, resolve=True))
         spec = get_spec(cfg.task.name)
         tokenizer = load_tokenizer(cfg.model)
         model = load_model(cfg.model, "seq_cls" if spec.kind == "cls" else "causal_lm", spec.num_labels, tokenizer)
-        method = instantiate(cfg.method)
         model = method.apply(model)
-        if hasattr(method, "fast_forward"):
-            method.fast_forward(model, int(saved["method"].get("link_index", 0)))
-        model.load_state_dict(saved["state"], strict=False)
-        method.load_state_dict(saved["method"], model=model)
+        method_state = saved.get("method") if isinstance(saved, dict) else None
+        if not isinstance(method_state, dict):
+            raise UserError(f"RUN_DIR={str(run_dir)!r}: {FINAL_STATE} holds no method state; re-run the training "
+                            "command (force=true) to rewrite it")
+        try:
+            if hasattr(method, "fast_forward"):
+                method.fast_forward(model, int(method_state.get("link_index", 0)))
+            load_final_state(model, saved, run_dir)
+            method.load_state_dict(method_state, model=model)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise UserError(f"RUN_DIR={str(run_dir)!r}: {FINAL_STATE}'s method state does not match the run's method "
+                            f"{method.name} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from err
         for fmt, path in export_run(method, model, tokenizer, run_dir, cfg, result.get("metrics", {})).items():
             print(f"export ({fmt}): {path}")
     except UserError as err:
         report_and_exit(err)
+    except OSError as err:  # a read-only run directory or a full disk: one line; the staging dir is already gone
+        if is_disk_full(err):
+            report_and_exit(DiskFull(f"no space left on the device writing {err.filename or run_dir}; free space and "
+                                     "run the same command again (the previous export, if any, is untouched)"))
+        report_and_exit(UserError(f"RUN_DIR={str(args[0])!r}: cannot write {err.filename or args[0]} ({err.strerror}); "
+                                  "valid: a run directory you can write"))
 
 
 if __name__ == "__main__":

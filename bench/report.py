@@ -11,20 +11,21 @@ missing or failed run shows as such, never as a number.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
 import os
 import re
 import statistics
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .cli_args import one_line_parser
 from .errors import UserError, report_and_exit
-from .records import ERROR, METRICS, RESULT, atomic_write_text, read_json
+from .records import ERROR, METRICS, RESULT, atomic_write_text, is_locked, read_json, record_problem
 
 PUBLISHED_DIR = Path(__file__).parent / "published"
 PUBLISHED_COLUMNS = ("paper", "table", "model", "task", "rank", "method", "setting", "metric", "value", "std",
@@ -171,34 +172,64 @@ def write_records(runs: list[Run], out_dir: Path, owners: tuple[str, ...] = PAPE
     return written
 
 
-def load_records(out_dir: Path, paper: str) -> list[Run]:
-    runs = []
+@dataclass(frozen=True)
+class Excluded:
+    """A record or run the report cannot use, and why: named on stderr and on its owner's page, never dropped."""
+    path: Path
+    reason: str
+    owner: str | None = None  # the paper (or "compare") whose page lists it; None: the index
+
+    def line(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def _owner(result: Any) -> str | None:
+    report = ((result or {}).get("config") or {}).get("report") if isinstance(result, dict) else None
+    return report.get("paper") if isinstance(report, dict) else None
+
+
+def load_records(out_dir: Path, paper: str) -> tuple[list[Run], list[Excluded]]:
+    runs, excluded = [], []
     for path in sorted((out_dir / paper / RECORDS).glob("*.json")):
         record = read_json(path)
-        if not record or "result" not in record:
-            raise UserError(f"record {path} is unreadable or has no 'result'; re-run `make report` after training")
-        runs.append(Run(path, record.get("status", "ok"), record["result"], record.get("error") or {},
-                        rows=record.get("metrics") or []))
-    return runs
+        if not isinstance(record, dict):
+            excluded.append(Excluded(path, "unreadable (cut short, or not a JSON object)", paper))
+            continue
+        status, result, rows = record.get("status", "ok"), record.get("result"), record.get("metrics") or []
+        problem = record_problem(status, result, rows)
+        if problem:
+            excluded.append(Excluded(path, problem, paper))
+            continue
+        runs.append(Run(path, status, result, record.get("error") or {}, rows=rows))
+    return runs, excluded
 
 
-def collect_runs(runs_dir: Path) -> list[Run]:
-    runs = []
+def collect_runs(runs_dir: Path) -> tuple[list[Run], list[Excluded]]:
+    """The runs of a runs directory, and those whose files cannot be used (a damaged result.json, NaN in it, an
+    empty curve). A run still training (its lock held) or interrupted is neither: it is not finished yet."""
+    runs, excluded = [], []
     records = (".hydra", RESULT, ERROR)
     for run_dir in sorted(p for p in Path(runs_dir).iterdir() if any((p / name).exists() for name in records)):
-        result = read_json(run_dir / RESULT)
-        if result and result.get("smoke"):
-            continue  # a smoke number says only that the job runs
-        if result and result.get("status") == "ok":
-            runs.append(Run(run_dir, "ok", result))
+        if (run_dir / RESULT).exists() and not is_locked(run_dir):
+            result = read_json(run_dir / RESULT)
+            if not isinstance(result, dict):
+                excluded.append(Excluded(run_dir / RESULT, "unreadable (cut short, or not a JSON object)"))
+                continue
+            if result.get("smoke"):
+                continue  # a smoke number says only that the job runs
+            run = Run(run_dir, "ok", result)
+            problem = record_problem(result.get("status"), result, run.metrics_rows())
+            if problem:
+                excluded.append(Excluded(run_dir / RESULT, problem, _owner(result)))
+            else:
+                runs.append(run)
         elif (run_dir / ERROR).exists():
             runs.append(Run(run_dir, "failed", error=read_json(run_dir / ERROR) or {}))
         else:
             runs.append(Run(run_dir, "incomplete"))
-    return runs
+    return runs, excluded
 
 
-# ----------------------------------------------------------------------------------------------- cells
 def method_label(cfg: dict) -> str:
     m = cfg.get("method", {})
     name = m.get("name", "?")
@@ -574,7 +605,17 @@ def render_claims(paper: str, outcomes: list[Outcome], ran: set[str]) -> list[st
     return lines + [""]
 
 
-def report_paper(paper: str, runs: list[Run], out_dir: Path) -> dict[str, Any]:
+def render_excluded(excluded: list[Excluded], heading: str = "") -> list[str]:
+    if not excluded:
+        return []
+    title = f"Excluded records ({len(excluded)})"
+    return ["", f"{heading} {title}" if heading else f"**{title}**", "",
+            "`python -m bench.report --allow-missing` wrote this page without them; every number here is computed "
+            "from the others:", ""] + [
+        f"- `{e.path.name}`: {e.reason}" for e in excluded]
+
+
+def report_paper(paper: str, runs: list[Run], out_dir: Path, excluded: list[Excluded] = ()) -> dict[str, Any]:
     from . import report_figures as figures
 
     spec = paper_specs.load(paper)
@@ -610,6 +651,7 @@ def report_paper(paper: str, runs: list[Run], out_dir: Path) -> dict[str, Any]:
     head += render_claims(paper, outcomes, {r.experiment for r in selected if r.experiment})
     if index["failed"]:
         head += ["", "Failed runs (their cells read \"failed\"): " + ", ".join(sorted(index["failed"]))]
+    head += render_excluded(list(excluded))
     index["scale"] = describe_scales(scale_runs)
     head += ["", "Scale of the reproduced numbers: " + ("; ".join(index["scale"]) or "no runs"), ""]
     head += [describe_compute(selected), "", describe_code(selected), ""]
@@ -660,12 +702,38 @@ def describe_code(runs: list[Run]) -> str:
     return f"Code behind these records (each run's commit, `git show <commit>`): {parts}."
 
 
+def gather(runs_dir: Path, out: Path, owners: list[str], allow_missing: bool) -> tuple[dict[str, list[Run]], list[Excluded], int]:
+    """Every owner's usable records (finished runs in ``runs_dir`` first become records), and those that cannot be
+    used. Unless ``allow_missing``, any such record stops the report: one line each, exit 1, nothing written."""
+    found, excluded = collect_runs(runs_dir) if runs_dir.is_dir() else ([], [])
+    synced = write_records(found, out, owners=tuple(owners))
+    runs = {}
+    for owner in owners:
+        runs[owner], more = load_records(out, owner)
+        excluded += more
+    excluded = [e for e in excluded if e.owner in (*owners, None)]
+    if excluded and not allow_missing:
+        for e in excluded:
+            print(f"error: {e.line()}", file=sys.stderr)
+        print(f"error: {len(excluded)} record(s) above cannot be used; nothing was written. Re-run or remove them, or "
+              "pass --allow-missing to write the pages without them (each page then lists them)", file=sys.stderr)
+        sys.exit(1)
+    unfinished = [r.name for r in found if r.status == "incomplete"]
+    if unfinished:
+        print(f"report: {len(unfinished)} run(s) in {runs_dir} not finished (training now, or interrupted: the same "
+              f"training command resumes them), not reported: {', '.join(unfinished[:5])}"
+              + (" …" if len(unfinished) > 5 else ""), file=sys.stderr)
+    return runs, excluded, synced
+
+
 def main(argv: Iterable[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.splitlines()[0])
+    parser = one_line_parser("python -m bench.report", __doc__.splitlines()[0])
     parser.add_argument("--paper", choices=PAPERS, action="append", help="only this paper (repeatable)")
     parser.add_argument("--runs", default=os.environ.get("LORABENCH_RUNS", "runs"),
                         help="runs directory: its finished runs become records in --out first (skipped if absent)")
     parser.add_argument("--out", default="results", help="output directory (holds <paper>/records/)")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="write the pages even if some records cannot be used (each page lists them)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
         out = Path(args.out)
@@ -673,13 +741,12 @@ def main(argv: Iterable[str] | None = None) -> None:
             raise UserError(f"--out={args.out!r} is a file; valid: a directory")
         papers = args.paper or list(PAPERS)
         runs_dir = Path(args.runs)
-        synced = write_records(collect_runs(runs_dir), out) if runs_dir.is_dir() else 0
-        runs = {p: load_records(out, p) for p in papers}
+        runs, excluded, synced = gather(runs_dir, out, papers, args.allow_missing)
         if not any(runs.values()):
             raise UserError(f"no run records for {', '.join(papers)} in {out} and none finished in --runs={args.runs!r}; "
                             "train first (make reproduce) — nothing was written")
-        summaries = {p: report_paper(p, runs[p], out) for p in papers}
-        write_index(out, summaries, papers)
+        summaries = {p: report_paper(p, runs[p], out, [e for e in excluded if e.owner == p]) for p in papers}
+        write_index(out, summaries, papers, [e for e in excluded if e.owner is None])
         print(f"report: {out / 'README.md'} ({sum(map(len, runs.values()))} records, {synced} new from {runs_dir})")
     except UserError as err:
         report_and_exit(err)
@@ -688,7 +755,7 @@ def main(argv: Iterable[str] | None = None) -> None:
                                   "valid: a directory you can write"))
 
 
-def write_index(out: Path, summaries: dict[str, dict], papers: list[str]) -> None:
+def write_index(out: Path, summaries: dict[str, dict], papers: list[str], excluded: list[Excluded] = ()) -> None:
     index_path = out / "README.md"
     previous = {}
     if index_path.exists():  # keep other papers' entries when one paper is re-reported
@@ -711,6 +778,7 @@ def write_index(out: Path, summaries: dict[str, dict], papers: list[str]) -> Non
             "Performance: [perf.md](perf.md). Every method on every paper's task family at equal budgets: "
             "[compare/README.md](compare/README.md) (`make compare`).", ""]
     body += [blocks[p] for p in PAPERS if p in blocks]
+    body += render_excluded(list(excluded), heading="##")
     atomic_write_text(index_path, "\n".join(body).rstrip() + "\n")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ from .errors import DiskFull, UserError, is_disk_full
 from .evaluate import evaluate_final, scorer_for
 from .export import export_run, save_final_state
 from .models import count_parameters, load_model, load_tokenizer
-from .records import (RESULT, MetricsLog, atomic_write_json, atomic_write_text, completed_result, drop_replaced_run,
-                      git_sha, set_aside_previous_run, versions, write_run_config)
+from .records import (RESULT, MetricsLog, RunRefused, atomic_write_json, atomic_write_text, claim_run_dir, completed_result,
+                      drop_replaced_run, git_sha, run_lock, set_aside_previous_run, versions, write_run_config)
+from .resolvers import run_id, run_identity
 from .smoke import apply_smoke, smoke_eval
 from .tasks import get_spec, load_task_data
 from .tasks.readers import HubStream
@@ -85,20 +87,38 @@ def time_breakdown(wall: float, loop: float, scoring: float, final_eval: float) 
 def execute(cfg: DictConfig, run_dir: Path, experiment: str | None = None) -> dict[str, Any]:
     """One run, start to result.json; a full disk anywhere is one line (DiskFull) and the same command resumes."""
     try:
-        return train_and_evaluate(cfg, run_dir, experiment)
+        return execute_locked(cfg, run_dir, experiment)
     except OSError as err:
         if is_disk_full(err):
             raise DiskFull.from_os_error(err) from err
         raise
 
 
-def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -> dict[str, Any]:
+def execute_locked(cfg: DictConfig, run_dir: Path, experiment: str | None) -> dict[str, Any]:
+    """One process trains in a run directory at a time, and only the run the directory was made for. Rank 0 holds
+    the lock for the whole job; every rank follows its decision."""
     validate_config(cfg)  # before anything is read, written or skipped: `force=maybe` must not retrain
+    identity, name = run_identity(cfg), run_id(_root_=cfg)  # before smoke/world settings rewrite cfg, as the dir name
+    distributed.adopt_submitit_world()
+    distributed.start()
+    with ExitStack() as held:
+        refusal = None
+        if distributed.is_main():
+            try:
+                held.enter_context(run_lock(run_dir, wait=bool(cfg.get("wait_for_lock"))))
+                claim_run_dir(run_dir, identity, name)
+            except RunRefused as err:
+                refusal = str(err)
+        refusal = distributed.from_main(refusal)
+        if refusal:
+            raise RunRefused(refusal)
+        return train_and_evaluate(cfg, run_dir, experiment)
+
+
+def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -> dict[str, Any]:
     if cfg.get("smoke"):
         apply_smoke(cfg)  # the paper-scale job on a miniature of its model and the local sample data
-    distributed.adopt_submitit_world()
     distributed.split_global_batch(cfg)  # W processes: the same global batch (bench/distributed.py)
-    distributed.start()
     run_dir.mkdir(parents=True, exist_ok=True)
     done = completed_result(run_dir)
     if done is not None and not cfg.force:

@@ -146,14 +146,20 @@ def main(argv: list[str] | None = None) -> int:
     from . import compare
     from .papers import PAPERS
 
+    from .launch import launch_options
+
     args = sys.argv[1:] if argv is None else argv
     try:
+        options = [a for a in args if a.startswith("-")]
+        if options:
+            raise UserError(f"option {options[0]!r} is not valid; usage: python -m bench.smoke [PAPER ...] "
+                            f"(PAPER one of {', '.join((*PAPERS, compare.NAME))})")
         names = args or [*PAPERS, compare.NAME]
         plans = {name: smoke_jobs(name) for name in names}
+        jobs_at_once = launch_options(None, None, None, os.environ.get("JOBS")).jobs
     except UserError as err:
         report_and_exit(err)
     runs_dir = Path("runs") / "smoke"
-    jobs_at_once = int(os.environ.get("JOBS", "2"))
     failed, counts = [], {}
     started = time.time()
     for name, plan in plans.items():

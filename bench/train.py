@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from . import resolvers  # noqa: F401  (registers ${run_id:})
 from .errors import DiskFull, UserError, report_and_exit
-from .records import ERROR, write_error
+from .records import ERROR, RunRefused, atomic_write_json, read_json, write_error
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -33,7 +33,10 @@ def hydra_entry(cfg: DictConfig):
     try:
         return execute(cfg, run_dir, experiment=hydra_cfg.runtime.choices.get("experiment"))
     except UserError as err:
-        if not isinstance(err, DiskFull):  # with no space left, error.json could only be half-written
+        if isinstance(err, RunRefused):  # not this command's directory: write nothing in it
+            if sweeping:
+                note_refusal(run_dir, err)
+        elif not isinstance(err, DiskFull):  # with no space left, error.json could only be half-written
             write_error(run_dir, err, step=None)
         if not sweeping:
             report_and_exit(err)
@@ -46,9 +49,20 @@ def hydra_entry(cfg: DictConfig):
     return None
 
 
+REFUSED = ".refused"  # a sweep's jobs refused a run dir (in use, or another run's): noted here, not in the run dir
+
+
+def note_refusal(run_dir: Path, err: UserError) -> None:
+    atomic_write_json(run_dir.parent / REFUSED / f"{run_dir.name}-{os.getpid()}.json",
+                      {"run": run_dir.name, "message": str(err), "time": time.time()})
+
+
 def failed_since(runs_dir: Path, started: float) -> list[Path]:
-    """Run dirs under ``runs_dir`` whose error.json was written by this invocation."""
-    return sorted(p.parent for p in runs_dir.glob(f"*/{ERROR}") if p.stat().st_mtime >= started)
+    """Run dirs under ``runs_dir`` whose error.json was written, or that were refused, by this invocation."""
+    failed = {p.parent for p in runs_dir.glob(f"*/{ERROR}") if p.stat().st_mtime >= started}
+    failed |= {runs_dir / (read_json(p) or {}).get("run", p.stem) for p in runs_dir.glob(f"{REFUSED}/*.json")
+               if p.stat().st_mtime >= started}
+    return sorted(failed)
 
 
 def keep_sweep_record(runs_dir: Path, started: float) -> None:

@@ -23,7 +23,7 @@ from methods import AdapterMethod, Restarting, swap_optimizer_params
 
 from .data import option_mean_logprob
 from .errors import UserError
-from .records import MetricsLog
+from .records import MetricsLog, load_tensor_file
 
 BENCH_STATE = "bench_state.pt"
 COMPLETE = "COMPLETE"
@@ -209,7 +209,7 @@ class BenchState(TrainerCallback):
         (ckpt / (COMPLETE + ".tmp")).replace(ckpt / COMPLETE)
 
     def restore(self, ckpt: Path, model) -> int:
-        payload = torch.load(Path(ckpt) / BENCH_STATE, weights_only=False)
+        payload = load_tensor_file(Path(ckpt) / BENCH_STATE)
         state = payload["method"]
         if hasattr(self.method, "fast_forward"):
             self.method.fast_forward(model, int(state.get("link_index", 0)))
@@ -226,23 +226,32 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def checkpoint_files(ckpt: Path) -> list[str]:
+    """Every file of a checkpoint (relative paths), the COMPLETE marker aside."""
+    return [str(p.relative_to(ckpt)) for p in sorted(ckpt.rglob("*")) if p.is_file() and not p.name.startswith(COMPLETE)]
+
+
 def checkpoint_digests(ckpt: Path) -> dict[str, str]:
     """sha256 of every file of a checkpoint (relative path → digest), the COMPLETE marker aside."""
-    return {str(p.relative_to(ckpt)): _sha256(p) for p in sorted(ckpt.rglob("*"))
-            if p.is_file() and not p.name.startswith(COMPLETE)}
+    return {name: _sha256(ckpt / name) for name in checkpoint_files(ckpt)}
 
 
 def checkpoint_damage(ckpt: Path) -> str | None:
     """What is wrong with a checkpoint that has its COMPLETE marker, or None when every file matches its digest.
-    A marker of the older format (the step alone) carries no digests and is taken as it is."""
+    A marker without digests (not a JSON object, or no ``sha256``) vouches for nothing and counts as damage."""
     try:
         marker = json.loads((ckpt / COMPLETE).read_text())
     except (OSError, ValueError) as err:
         return f"unreadable {COMPLETE} marker ({err})"
-    if not isinstance(marker, dict):
-        return None
-    expected = marker.get("sha256") or {}
+    expected = marker.get("sha256") if isinstance(marker, dict) else None
+    if not isinstance(expected, dict) or not expected:
+        return f"its {COMPLETE} marker lists no checksums"
+    present = set(checkpoint_files(ckpt))
+    for name in sorted(present - set(expected)):
+        return f"{name} is not listed in its {COMPLETE} marker"
     for name, digest in sorted(expected.items()):
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            return f"its {COMPLETE} marker names {name!r}, outside the checkpoint"
         path = ckpt / name
         if not path.is_file():
             return f"{name} is missing"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import re
 import types
 import typing
 from typing import Any, Callable
@@ -57,9 +58,26 @@ TOP_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (lambda v: is_int(v) and 0 <= v < 2**32, "an integer in [0, 2**32)"),
     "deterministic": (lambda v: isinstance(v, bool), "true or false"),
     "force": (lambda v: isinstance(v, bool), "true or false"),
+    "wait_for_lock": (lambda v: isinstance(v, bool), "true or false"),
     "export": (lambda v: isinstance(v, bool), "true or false"),
     "smoke": (lambda v: isinstance(v, bool), "true or false"),
 }
+
+
+# Names that become part of a run directory's name (bench.resolvers.run_id) or select a config file: a value with
+# '/', '..' or a NUL would write outside paths.runs_dir or read outside conf/.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+SAFE_NAME_VALID = "a name of letters, digits and _ - . + (no '/', no '..', no NUL)"
+PATH_NAME_KEYS = ("method.name", "model.name", "task.name", "scale.name")
+
+
+def is_safe_name(value: Any) -> bool:
+    return isinstance(value, str) and SAFE_NAME.fullmatch(value) is not None and ".." not in value
+
+
+def check_safe_name(key: str, value: Any) -> None:
+    if not is_safe_name(value):
+        _fail(key, value, SAFE_NAME_VALID)
 
 
 def is_int(value: Any) -> bool:
@@ -140,6 +158,8 @@ def validate_config(cfg: DictConfig) -> None:
         node = OmegaConf.select(cfg, name)
         return OmegaConf.to_container(node, resolve=False) if node is not None else {}
 
+    for key in PATH_NAME_KEYS:
+        check_safe_name(key, OmegaConf.select(cfg, key, throw_on_resolution_failure=False))
     top = {k: cfg.get(k) for k in TOP_RULES if k in cfg}
     _check_rules("", top, TOP_RULES)
     validate_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))

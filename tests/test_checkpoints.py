@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bench.trainer import COMPLETE, checkpoint_damage, checkpoint_digests, last_complete_checkpoint
 from tests.bench_helpers import FAST, run_inprocess
 
@@ -34,11 +36,26 @@ def test_a_missing_file_or_an_unreadable_marker_is_damage_and_none_left_means_st
     assert last_complete_checkpoint(tmp_path) is None
 
 
-def test_a_marker_of_the_older_format_is_taken_as_it_is(tmp_path):
+@pytest.mark.parametrize("marker", ["3", "[]", "null", '{"step": 3}', '{"step": 3, "sha256": []}'])
+def test_a_marker_without_checksums_vouches_for_nothing(tmp_path, marker):
     ckpt = tmp_path / "checkpoint-3"
     ckpt.mkdir()
-    (ckpt / COMPLETE).write_text("3")
-    assert checkpoint_damage(ckpt) is None and last_complete_checkpoint(tmp_path) == ckpt
+    (ckpt / "bench_state.pt").write_bytes(b"x")
+    (ckpt / COMPLETE).write_text(marker)
+    assert "lists no checksums" in checkpoint_damage(ckpt)
+    assert last_complete_checkpoint(tmp_path) is None
+
+
+def test_a_file_the_marker_does_not_list_or_a_name_outside_the_checkpoint_is_damage(tmp_path):
+    ckpt = _checkpoint(tmp_path, 4, b"x" * 10)
+    (ckpt / "extra.pt").write_bytes(b"planted")
+    assert checkpoint_damage(ckpt) == "extra.pt is not listed in its COMPLETE marker"
+    (ckpt / "extra.pt").unlink()
+    (tmp_path / "outside").write_bytes(b"o")
+    marker = json.loads((ckpt / COMPLETE).read_text())
+    marker["sha256"]["../outside"] = "0" * 64
+    (ckpt / COMPLETE).write_text(json.dumps(marker))
+    assert "outside the checkpoint" in checkpoint_damage(ckpt)
 
 
 def test_reruns_from_the_final_or_past_a_damaged_checkpoint_end_as_the_uninterrupted_run(tmp_path):

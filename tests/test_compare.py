@@ -132,11 +132,20 @@ def test_the_readme_shows_the_committed_headline_table():
     assert "| rank | method |" not in readme   # the headline only, not the leaderboards below it on the page
 
 
-def test_a_bad_scale_is_one_line_and_exit_2(capsys):
+@pytest.mark.parametrize("args, named", [
+    (["run", "--scale", "huge"], "SCALE='huge' is not valid; valid: tiny, small, paper"),
+    (["run", "--seeds", "1;touch x"], "SEEDS='1;touch x' is not valid; valid: a comma list of integers"),
+    (["run", "--launcher", "pbs"], "LAUNCHER='pbs' is not valid; valid: basic, joblib, local, slurm"),
+    (["run", "--jobs", "0"], "JOBS='0' is not valid; valid: an integer >= 1"),
+    (["--family=nosuch"], "unrecognized arguments: --family=nosuch"),
+    (["rerun"], "argument action: invalid choice: 'rerun' (choose from 'report', 'run')"),
+])
+def test_a_bad_option_is_one_line_and_exit_2(args, named, capsys):
     with pytest.raises(SystemExit) as exit_:
-        compare.main(["run", "--scale", "huge"])
+        compare.main(args)
     assert exit_.value.code == 2
-    assert "SCALE=huge" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and named in err[0], err
 
 
 def test_glue_source_is_balanced_and_never_evaluates_a_training_sentence():

@@ -39,8 +39,8 @@ def test_two_gloo_processes_end_as_one_process(tmp_path):
         assert [v for _, v in ddp[key]] == pytest.approx([v for _, v in single[key]], abs=1e-6), key
     assert ddp["metrics"]["char_acc"] == single["metrics"]["char_acc"]
     assert ddp["train_flops"] == single["train_flops"]  # the tokens of both processes counted once
-    one = torch.load(single["dir"] / "final_adapter.pt", weights_only=False)["state"]
-    two = torch.load(ddp["dir"] / "final_adapter.pt", weights_only=False)["state"]
+    one = torch.load(single["dir"] / "final_adapter.pt", weights_only=True)["state"]
+    two = torch.load(ddp["dir"] / "final_adapter.pt", weights_only=True)["state"]
     assert one.keys() == two.keys() and all(torch.allclose(one[k], two[k], atol=1e-6) for k in one)
     lines = (ddp["dir"] / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == len((single["dir"] / "metrics.jsonl").read_text().splitlines())  # one writer

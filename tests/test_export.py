@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from tests.bench_helpers import FAST, run_inprocess
 from tests.conftest import REPO, STORIES
@@ -25,11 +26,12 @@ EXTRA = {
 
 LOADER = r"""
 import json, sys, torch
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 from peft import PeftModel
 out = {}
 for run in json.loads(sys.argv[1]):
-    probe = torch.load(run["probe"])
+    probe = load_file(run["probe"])
     ids = probe["input_ids"]
     merged = AutoModelForCausalLM.from_pretrained(run["merged"]).eval()
     out[run["name"]] = {"merged": (merged(ids).logits - probe["logits"]).abs().max().item()}
@@ -54,7 +56,7 @@ def exported(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fresh_process_diffs(exported):
-    payload = [{"name": name, "probe": str(run_dir / "export" / "probe.pt"), "merged": result["export"]["merged"],
+    payload = [{"name": name, "probe": str(run_dir / "export" / "probe.safetensors"), "merged": result["export"]["merged"],
                 "peft": result["export"].get("peft")} for name, (result, run_dir) in exported.items()]
     proc = subprocess.run([sys.executable, "-c", LOADER, json.dumps(payload), str(STORIES)], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
@@ -96,12 +98,12 @@ def test_cola_export_rank_is_the_sum_of_its_links(exported):
 
 def test_export_cli_reexports_a_finished_run(exported, tmp_path):
     result, run_dir = exported["olora"]
-    before = torch.load(run_dir / "export" / "probe.pt")["logits"]
+    before = load_file(run_dir / "export" / "probe.safetensors")["logits"]
     proc = subprocess.run([sys.executable, "-m", "bench.export", str(run_dir)], cwd=REPO, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "export (peft)" in proc.stdout and "export (merged)" in proc.stdout
-    after = torch.load(run_dir / "export" / "probe.pt")["logits"]
+    after = load_file(run_dir / "export" / "probe.safetensors")["logits"]
     assert (after - before).abs().max() <= 1e-5
 
 
@@ -120,7 +122,7 @@ def test_baselines_export_in_their_own_format_and_reload_to_the_same_logits(meth
     own = run_dir / "export" / method
     assert set(result["export"]) == ({"merged", method} if method == "dora" else {method})
     assert ("is not mergeable; exported in its own format only" in capsys.readouterr().out) == (method != "dora")
-    probe = torch.load(run_dir / "export" / "probe.pt")
+    probe = load_file(run_dir / "export" / "probe.safetensors")
     base = AutoModelForCausalLM.from_pretrained(STORIES).eval()
     if method == "adapter_p":
         config = json.loads((own / "adapter_config.json").read_text())

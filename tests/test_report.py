@@ -23,6 +23,8 @@ def published_rows(paper: str) -> dict[str, list[dict]]:
 def fake_run(runs: Path, name: str, config: dict, result: dict | None = None, error: dict | None = None) -> Path:
     """A run record as bench.train writes it (test data for the report's matching, not a reported number)."""
     run = runs / name
+    config = {"task": {"name": "sst2"}, **config}  # what every run's config carries (the report requires it)
+    result = None if result is None else {"train_loss": [[1, 0.5]], **result}
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "config.yaml").write_text(json.dumps(config))
     if result is not None:

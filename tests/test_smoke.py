@@ -33,4 +33,4 @@ def test_a_paper_scale_job_runs_as_smoke_and_the_report_never_reads_it(tmp_path)
     assert result["smoke"] is True and result["scale"] == "paper" and result["steps"] == 2
     assert result["config"]["model"]["config"]["model_type"] == "llama"  # the 7B's architecture, in miniature
     assert result["config"]["method"]["r"] == 256 and result["config"]["trainer"]["learning_rate"] == 1e-4
-    assert collect_runs(tmp_path) == []
+    assert collect_runs(tmp_path) == ([], [])

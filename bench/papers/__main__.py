@@ -1,4 +1,4 @@
-"""`python -m bench.papers experiments PAPER TIER` | `python -m bench.papers check`.
+"""`python -m bench.papers list` | `python -m bench.papers experiments PAPER TIER` | `python -m bench.papers check`.
 
 ``check``: every spec names existing experiments, figures and tiers, and the committed records of every paper and of
 the comparison are the runs their current small-tier sweeps launch (bench/sweeps.py); each problem is one line,
@@ -12,7 +12,8 @@ from pathlib import Path
 from ..errors import UserError, report_and_exit
 from . import PAPERS, load, validate
 
-USAGE = "usage: python -m bench.papers experiments PAPER TIER | python -m bench.papers check"
+USAGE = ("usage: python -m bench.papers list | python -m bench.papers experiments PAPER TIER | "
+         "python -m bench.papers check")
 RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 
@@ -36,6 +37,8 @@ def main(argv: list[str]) -> None:
             if problems:
                 sys.exit(1)
             print(f"papers: {len(PAPERS)} specs ok; the committed records are the runs of the current sweeps")
+        elif argv == ["list"]:
+            print("\n".join(PAPERS))
         elif argv[:1] == ["experiments"] and len(argv) == 3:
             spec = load(argv[1])
             validate(spec)
