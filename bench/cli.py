@@ -21,7 +21,7 @@ from .errors import UserError
 from .records import require_writable_dir
 from .validate import SAFE_NAME_VALID, is_safe_name, validate_config
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from .paths import CONF_DIR
 CONFIG_NAME = "train"
 
 

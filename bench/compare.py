@@ -403,7 +403,7 @@ def run(options) -> list[str]:
     from .launch import Sweep, run_sweeps, runs_dir_of
 
     tier = options.scale
-    conf = Path(__file__).resolve().parents[1] / "conf" / "experiment"
+    from .paths import EXPERIMENTS_DIR as conf
     for exp in experiments(tier):
         if not (conf / f"{exp}.yaml").exists():
             raise UserError(f"SCALE={tier}: no comparison experiment {conf / (exp + '.yaml')}; valid: small, paper")

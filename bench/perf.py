@@ -110,7 +110,7 @@ def model_config(cfg) -> tuple[Any, list[str]]:
         return AutoConfig.for_model(**spec), list(cfg.targets or LLAMA_TARGETS)
     from . import resolvers  # noqa: F401  (${cwd:} in the paths the model file reads)
 
-    conf_root = Path(__file__).resolve().parents[1] / "conf"
+    from .paths import CONF_DIR as conf_root
     # A model file reads ${paths.shared_data}: give it the paths group, as a composed run would.
     tree = OmegaConf.merge({"paths": OmegaConf.load(conf_root / "paths" / "default.yaml")},
                            {"model": OmegaConf.load(conf_root / "model" / f"{cfg.model}.yaml")})
@@ -459,7 +459,9 @@ def run(cfg) -> dict:
 
 
 def _model_names() -> list[str]:
-    conf_dir = Path(__file__).resolve().parents[1] / "conf" / "model"
+    from .paths import CONF_DIR
+
+    conf_dir = CONF_DIR / "model"
     return ["perf_llama", *sorted(p.stem for p in conf_dir.glob("*.yaml"))]
 
 

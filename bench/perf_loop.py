@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from .paths import CONF_DIR as CONF
 BLOCK_STEPS = 2  # the first step of a block pays train()'s start-up; the second is timed
 
 

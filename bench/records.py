@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import UserError
+from .paths import REPO
 
 UNSAFE_HINT = "delete it, or re-run the training command with force=true to write it again"
 
@@ -204,7 +205,7 @@ def versions() -> dict[str, str]:
 def git_sha(repo: Path | None = None) -> str:
     try:
         return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo or Path(__file__).resolve().parents[1],
+            ["git", "rev-parse", "HEAD"], cwd=repo or REPO,
             capture_output=True, text=True, timeout=5, check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -323,7 +324,7 @@ def identity_differences(stored: dict, current: dict) -> list[str]:
 def stored_identity(run_dir: Path) -> dict | None:
     """The identity of the run a directory already holds: its run_identity.json, else (runs from before it existed)
     the identity keys of its unresolved .hydra/config.yaml; None for a directory that holds no run."""
-    from .resolvers import IDENTITY_KEYS, run_identity
+    from .resolvers import run_identity
 
     run_dir = Path(run_dir)
     saved = read_json(run_dir / IDENTITY)

@@ -27,7 +27,7 @@ from .cli_args import one_line_parser
 from .errors import UserError, report_and_exit
 from .records import ERROR, METRICS, RESULT, atomic_write_text, is_locked, read_json, record_problem
 
-PUBLISHED_DIR = Path(__file__).parent / "published"
+from .paths import PUBLISHED_DIR
 PUBLISHED_COLUMNS = ("paper", "table", "model", "task", "rank", "method", "setting", "metric", "value", "std",
                      "source", "status", "primary_url", "note")
 from . import papers as paper_specs

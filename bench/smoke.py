@@ -110,7 +110,7 @@ def sweep_overrides(experiment: str, fixed: tuple[str, ...] = ()) -> tuple[list[
 
     from . import resolvers  # noqa: F401
 
-    conf = Path(__file__).resolve().parents[1] / "conf"
+    from .paths import CONF_DIR as conf
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}", "scale=paper"], return_hydra_config=True)
     params = OmegaConf.to_container(cfg.hydra.sweeper.params or {})

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..claims import Claim
 from ..errors import UserError
 
-CONF_EXPERIMENTS = Path(__file__).resolve().parents[2] / "conf" / "experiment"
+from ..paths import EXPERIMENTS_DIR as CONF_EXPERIMENTS
 TIERS = ("tiny", "small", "paper")
 
 

@@ -14,7 +14,7 @@ from . import PAPERS, load, validate
 
 USAGE = ("usage: python -m bench.papers list | python -m bench.papers experiments PAPER TIER | "
          "python -m bench.papers check")
-RESULTS = Path(__file__).resolve().parents[2] / "results"
+from ..paths import RESULTS_DIR as RESULTS
 
 
 def committed_record_problems(results: Path = RESULTS, tier: str = "small") -> list[str]:
