@@ -16,7 +16,7 @@ PAPERS     ?=
 STAMP      := $(VENV)/.installed
 export PYTHON TORCH_SPEC SCALE LAUNCHER JOBS SEEDS PAPERS
 
-.PHONY: setup test smoke reproduce report compare perf perf-salora demo clean
+.PHONY: setup test smoke reproduce report compare perf perf-salora demo wheel-check clean
 
 setup: $(STAMP)
 
@@ -69,5 +69,17 @@ perf: setup
 perf-salora: setup
 	$(BIN)/python -m bench.perf_table4
 
+# The wheel a cluster user installs: built here, installed into a fresh venv, started from outside the checkout
+# (the configs ship inside the package).
+WHEEL_DIR := build/wheel-check
+wheel-check: setup
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
+	$(BIN)/python -m pip wheel -q --no-deps -w $(WHEEL_DIR) .
+	"$$PYTHON" -m venv $(WHEEL_DIR)/venv
+	$(WHEEL_DIR)/venv/bin/python -m pip install -q $$TORCH_SPEC
+	$(WHEEL_DIR)/venv/bin/python -m pip install -q $(WHEEL_DIR)/lorabench-*.whl
+	cd "$$(mktemp -d)" && $(CURDIR)/$(WHEEL_DIR)/venv/bin/lorabench-train --cfg job experiment=mora_uuid scale=paper \
+	  | grep -q "paper: mora" && echo "wheel-check: lorabench-train starts from an installed wheel"
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis build

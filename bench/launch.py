@@ -12,6 +12,7 @@ passes them through the environment (SCALE, SEEDS, LAUNCHER, JOBS) and never pas
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -27,6 +28,7 @@ from .records import ERROR, RESULT
 TIERS = ("tiny", "small", "paper")
 LAUNCHERS = ("basic", "joblib", "local", "slurm")
 PROGRESS_EVERY = 60.0
+ARRAY_LIMIT = 1000   # SLURM's default MaxArraySize is 1001: one sweep, one array, at most this many jobs
 SEEDS_PATTERN = re.compile(r"[0-9]+(,[0-9]+)*")
 
 
@@ -131,8 +133,32 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+def split_array(sweep: Sweep, limit: int = ARRAY_LIMIT) -> list[Sweep]:
+    """A SLURM sweep is one job array, and SLURM refuses arrays beyond MaxArraySize (1,001 by default): a larger sweep
+    becomes one sweep per value of a swept key (the key with the fewest values that brings every part under
+    ``limit``; recursively if none does), each an ordinary multirun with that key fixed on its command line."""
+    from .sweeps import sweep_jobs
+
+    jobs = sweep_jobs(sweep.experiment, sweep.overrides)
+    if len(jobs) <= limit:
+        return [sweep]
+    values: dict[str, list[str]] = {}
+    for job in jobs:
+        for override in job:
+            key, _, value = override.partition("=")
+            if value not in values.setdefault(key, []):
+                values[key].append(value)
+    swept = sorted((k for k, v in values.items() if len(v) > 1), key=lambda k: len(values[k]))
+    key = next((k for k in swept if math.ceil(len(jobs) / len(values[k])) <= limit), swept[-1])
+    parts = [Sweep(f"{sweep.title} [{key}={value}]", sweep.experiment, [*sweep.overrides, f"{key}={value}"])
+             for value in values[key]]
+    return [piece for part in parts for piece in split_array(part, limit)]
+
+
 def run_sweeps(label: str, sweeps: list[Sweep], runs_dir: Path, env: dict[str, str] | None = None) -> list[str]:
     """Run every sweep; return the titles of those that did not finish cleanly (a failed job or a refused start)."""
+    sweeps = [part for sweep in sweeps
+              for part in (split_array(sweep) if "hydra/launcher=slurm" in sweep.overrides else [sweep])]
     failed = []
     with Progress(label, sweeps, runs_dir) as progress:
         for sweep in sweeps:

@@ -14,12 +14,19 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 HEADS = {"causal_lm": AutoModelForCausalLM, "seq_cls": AutoModelForSequenceClassification}
 
 
+def tokenizer_revision(model_cfg: Any) -> str | None:
+    """The pinned hub commit of the tokenizer: its own ``tokenizer_revision``, else the model's when both are one repo."""
+    if model_cfg.get("tokenizer_revision"):
+        return model_cfg.tokenizer_revision
+    return model_cfg.get("revision") if model_cfg.source == "hub" and model_cfg.tokenizer == model_cfg.path else None
+
+
 def load_tokenizer(model_cfg: Any):
     name = model_cfg.tokenizer
     if model_cfg.source == "local" and not Path(model_cfg.path).is_dir():
         raise UserError(f"model.path={model_cfg.path!r} is not a directory; expected a transformers model dir (config.json + weights)")
     try:
-        tok = AutoTokenizer.from_pretrained(name)
+        tok = AutoTokenizer.from_pretrained(name, revision=tokenizer_revision(model_cfg))
     except (OSError, ValueError) as err:
         raise UserError(f"model.tokenizer={name!r} cannot be loaded (not a local directory and no hub access?): "
                         f"{str(err).splitlines()[0]}") from err
@@ -49,7 +56,8 @@ def load_model(model_cfg: Any, head: str, num_labels: int | None = None, tokeniz
         if source == "local" and not Path(path).is_dir():
             raise UserError(f"model.path={path!r} is not a directory; expected a transformers model dir (config.json + weights)")
         try:
-            model = auto.from_pretrained(path, dtype=dtype, **extra)
+            revision = model_cfg.get("revision") if source == "hub" else None
+            model = auto.from_pretrained(path, dtype=dtype, revision=revision, **extra)
         except (OSError, ValueError) as err:
             raise UserError(f"model.path={path!r} cannot be loaded (no hub access or not a model?): {str(err).splitlines()[0]}") from err
     else:

@@ -23,7 +23,7 @@ from .errors import DiskFull, UserError, report_and_exit
 from .records import ERROR, RunRefused, atomic_write_json, read_json, write_error
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")  # bench/conf: conf/ in a checkout
 def hydra_entry(cfg: DictConfig):
     from .run import execute  # heavy imports after Hydra has parsed the command line
 

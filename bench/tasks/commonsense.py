@@ -89,7 +89,7 @@ register(TaskSpec(name="boolq", scorer="lm-eval:boolq", hub_dataset="google/bool
 register(TaskSpec(name="openbookqa", scorer="lm-eval:openbookqa", hub_dataset="allenai/openbookqa", hub_config="main",
                   hub_splits={"train": "train", "eval": "test"}, lm_eval_task="openbookqa",
                   hub_fields=("question_stem", "choices", "answerKey"), convert_hub=obqa_from_hub, **COMMON))
-register(TaskSpec(name="piqa", scorer="lm-eval:piqa", hub_dataset="ybisk/piqa",
+register(TaskSpec(name="piqa", scorer="lm-eval:piqa", hub_dataset="baber/piqa",
                   hub_splits={"train": "train", "eval": "validation"}, lm_eval_task="piqa",
                   hub_fields=("goal", "sol1", "sol2", "label"), convert_hub=piqa_from_hub,
                   generator=synthetic_choice(2, "solution"), **COMMON))

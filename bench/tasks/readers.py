@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import UserError
+from .hub_pins import revision_of
 
 FORMATS = ("json", "jsonl", "csv", "tsv", "parquet")
 # Fields the tokenizer reads as text: a number there is bad input, not something to crash on later.
@@ -70,7 +71,7 @@ def read_hub(dataset: str, config: str | None, split: str) -> list[dict[str, Any
     try:
         from datasets import load_dataset
 
-        ds = load_dataset(dataset, config, split=split)
+        ds = load_dataset(dataset, config, split=split, revision=revision_of(dataset))
     except Exception as err:  # datasets raises many types for "no network" / "no such dataset"
         raise UserError(f"hub dataset {dataset!r} (config {config!r}, split {split!r}) cannot be loaded: "
                         f"{str(err).splitlines()[0]}; point task.data_files.{split}=PATH at a local copy") from err
@@ -88,7 +89,8 @@ class HubStream:
         try:
             from datasets import load_dataset
 
-            return load_dataset(self.dataset, self.config, split=self.split, streaming=True)
+            return load_dataset(self.dataset, self.config, split=self.split, streaming=True,
+                                revision=revision_of(self.dataset))
         except Exception as err:  # as read_hub: no network, no such dataset
             raise UserError(f"hub dataset {self.dataset!r} (config {self.config!r}, split {self.split!r}) cannot be "
                             f"streamed: {str(err).splitlines()[0]}; point task.data_files.{self.split}=PATH at a local "

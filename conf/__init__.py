@@ -1,0 +1,1 @@
+"""Hydra reads the configs of an installed lorabench as this package's resources (bench.conf)."""
