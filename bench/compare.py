@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
-
-from .claims import fmt_number, interval, metric_of
+from . import stats
+from .claims import fmt_number, metric_of
 from .errors import UserError, report_and_exit
 from .records import atomic_write_text, read_json
 
@@ -121,7 +120,7 @@ class Cell:
 
     @property
     def mean(self) -> float | None:
-        return statistics.fmean(self.values.values()) if self.values else None
+        return stats.mean(list(self.values.values())) if self.values else None
 
 
 def cells_of(family: Family, runs: list) -> dict[tuple[str, int | None], Cell]:
@@ -159,61 +158,34 @@ def best_of(family: Family, cells) -> Cell | None:
 
 def paired_tie(best: Cell, other: Cell) -> bool:
     """The paired difference over common seeds has a 95% interval spanning zero (or too few pairs to say)."""
-    common = sorted(set(best.values) & set(other.values))
-    if len(common) < 2:
-        return True
-    _, low, high = interval([best.values[s] - other.values[s] for s in common])
-    return low <= 0 <= high
+    return stats.ties(best.values, other.values)
 
 
 def ranks_of(family: Family, means: dict[str, float]) -> dict[str, float]:
-    """Rank 1 = best; ties share the average rank (scipy's rankdata)."""
-    from scipy.stats import rankdata
-
-    arms = sorted(means)
-    sign = -1.0 if family.direction == "greater" else 1.0
-    ranks = rankdata([sign * means[a] for a in arms])
-    return {a: float(r) for a, r in zip(arms, ranks)}
+    """Rank 1 = best; ties share the average rank."""
+    return stats.ranks(means, family.direction == "greater")
 
 
 def average_ranks(families: list[Family], cells_by_family: dict[str, dict], budget: int,
                   seed: int = 0) -> dict[str, tuple[float, float, float, int]]:
     """arm -> (average rank over the families it ran in, bootstrap 2.5%, 97.5%, number of families). Within a family
     the arms with runs at this budget are ranked; the bootstrap resamples each arm's seeds within each family."""
-    ranked = {}
+    samples = {}
     for fam in families:
         cells = {arm: c for (arm, b), c in cells_by_family[fam.key].items() if b == budget and c.values}
         if cells:
-            ranked[fam.key] = cells
-    if not ranked:
+            samples[fam.key] = {arm: [c.values[s] for s in sorted(c.values)] for arm, c in cells.items()}
+    if not samples:
         return {}
-    fams = {f.key: f for f in families}
-    arms = sorted({a for cells in ranked.values() for a in cells})
-    point: dict[str, list[float]] = {a: [] for a in arms}
-    for key, cells in ranked.items():
-        for a, r in ranks_of(fams[key], {x: c.mean for x, c in cells.items()}).items():
-            point[a].append(r)
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {a: [] for a in arms}
-    samples = {key: {a: np.array([c.values[s] for s in sorted(c.values)]) for a, c in cells.items()}
-               for key, cells in ranked.items()}
-    for _ in range(BOOTSTRAP):
-        per_arm: dict[str, list[float]] = {a: [] for a in arms}
-        for key, values in samples.items():
-            means = {a: float(v[rng.integers(0, len(v), len(v))].mean()) for a, v in values.items()}
-            for a, r in ranks_of(fams[key], means).items():
-                per_arm[a].append(r)
-        for a in arms:
-            draws[a].append(statistics.fmean(per_arm[a]))
-    return {a: (statistics.fmean(point[a]), float(np.percentile(draws[a], 2.5)), float(np.percentile(draws[a], 97.5)),
-                len(point[a])) for a in arms}
+    higher_is_better = {f.key: f.direction == "greater" for f in families}
+    return stats.bootstrap_average_ranks(samples, higher_is_better, BOOTSTRAP, seed)
 
 
 # ------------------------------------------------------------------------------------------ the page
 def fmt_cell(cell: Cell) -> str:
     if not cell.values:
         return f"failed ({cell.failed} runs)" if cell.failed else "no runs"
-    mean, low, high = interval(list(cell.values.values()))
+    mean, low, high = stats.t_interval(list(cell.values.values()))
     if not math.isfinite(low):
         return f"{fmt_number(mean)} (1 seed)"
     return f"{fmt_number(mean)} ± {fmt_number(high - mean)}"

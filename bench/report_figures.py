@@ -68,9 +68,9 @@ def _curves(runs, key: str, group: Callable, path: Path, title: str, ylabel: str
 
 def _band(values: list[float]) -> tuple[float, float, float]:
     """(mean, low, high) of the 95% t-interval over seeds; a single seed is a line without a band."""
-    from .claims import interval
+    from .stats import t_interval
 
-    mean, low, high = interval(values)
+    mean, low, high = t_interval(values)
     return (mean, low, high) if len(values) > 1 else (mean, mean, mean)
 
 
