@@ -363,7 +363,7 @@ def experiments(tier: str) -> list[str]:
 
 def sweeps(tier: str) -> dict[str, list[list[str]]]:
     """The jobs `make compare SCALE=<tier>` launches, per experiment: each family's grid and its reference arm."""
-    from .sweeps import sweep_jobs
+    from .sweep.sweeps import sweep_jobs
 
     return {exp: [job for fixed in SWEEPS for job in sweep_jobs(exp, [f"scale={tier}", *fixed])]
             for exp in experiments(tier)}
@@ -372,7 +372,7 @@ def sweeps(tier: str) -> dict[str, list[list[str]]]:
 def run(options) -> list[str]:
     """Each family's grid, then its reference arm once per seed: ordinary multiruns (finished runs are skipped).
     Returns the sweeps that did not finish cleanly."""
-    from .launch import Sweep, run_sweeps, runs_dir_of
+    from .sweep.launch import Sweep, run_sweeps, runs_dir_of
 
     tier = options.scale
     from .paths import EXPERIMENTS_DIR as conf
@@ -400,7 +400,7 @@ def report(runs_dir: Path, out_root: Path, allow_missing: bool = False) -> dict:
 
 def main(argv: Iterable[str] | None = None) -> int:
     from .cli_args import one_line_parser
-    from .launch import launch_options
+    from .sweep.launch import launch_options
 
     parser = one_line_parser("python -m bench.compare", __doc__.splitlines()[0])
     parser.add_argument("action", nargs="?", default="report", choices=("report", "run"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from bench import compare
 from bench.report import Run
-from bench.smoke import sweep_overrides
+from bench.sweep.smoke import sweep_overrides
 from tests.bench_helpers import compose_cfg
 from tests.conftest import REPO, SHARED
 

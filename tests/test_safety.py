@@ -188,7 +188,7 @@ def test_make_variables_are_validated_and_never_run_as_commands(args, named, tmp
 
 
 def test_a_failed_sweep_does_not_stop_the_others_and_the_command_names_it(tmp_path, capsys):
-    from bench.launch import Sweep, run_sweeps
+    from bench.sweep.launch import Sweep, run_sweeps
 
     sweeps = [Sweep("bad", "demo", ["scale=tiny", "method.r=0", f"paths.runs_dir={tmp_path}"]),
               Sweep("good", "demo", ["scale=tiny", "method=lora", *FAST[1:], "task.num_eval=4",
@@ -199,7 +199,7 @@ def test_a_failed_sweep_does_not_stop_the_others_and_the_command_names_it(tmp_pa
 
 
 def test_reproduce_exits_1_naming_the_sweeps_that_failed(monkeypatch, capsys):
-    import bench.reproduce as reproduce
+    import bench.sweep.reproduce as reproduce
 
     monkeypatch.setattr(reproduce, "run_sweeps", lambda label, sweeps, runs_dir, env: [sweeps[0].title])
     monkeypatch.setattr(reproduce.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0))

@@ -39,8 +39,8 @@ class PaperSpec:
         return [f"{name}{suffix}" for name in self.experiments[tier]]
 
     def sweeps(self, tier: str) -> dict[str, list[list[str]]]:
-        """The jobs `make reproduce-<paper> SCALE=<tier>` launches, per experiment (bench/sweeps.py)."""
-        from ..sweeps import sweep_jobs
+        """The jobs `make reproduce-<paper> SCALE=<tier>` launches, per experiment (bench/sweep/sweeps.py)."""
+        from ..sweep.sweeps import sweep_jobs
 
         return {exp: sweep_jobs(exp, [f"scale={tier}"]) for exp in self.experiment_files(tier)}
 

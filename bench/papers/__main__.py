@@ -1,7 +1,7 @@
 """`python -m bench.papers list` | `python -m bench.papers experiments PAPER TIER` | `python -m bench.papers check`.
 
 ``check``: every spec names existing experiments, figures and tiers, and the committed records of every paper and of
-the comparison are the runs their current small-tier sweeps launch (bench/sweeps.py); each problem is one line,
+the comparison are the runs their current small-tier sweeps launch (bench/sweep/sweeps.py); each problem is one line,
 exit 1."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..paths import RESULTS_DIR as RESULTS
 
 def committed_record_problems(results: Path = RESULTS, tier: str = "small") -> list[str]:
     from .. import compare
-    from ..sweeps import record_mismatches
+    from ..sweep.sweeps import record_mismatches
 
     owners = {paper: load(paper).sweeps(tier) for paper in PAPERS}
     owners[compare.NAME] = compare.sweeps(tier)
