@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bench.claims import Claim
+from bench.report.claims import Claim
 from bench.errors import UserError
 from bench.papers import PAPERS, load, validate
 

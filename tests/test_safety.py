@@ -116,7 +116,7 @@ def test_export_builds_the_method_by_name_never_from_a_target_in_the_record(fini
 
 
 def test_a_planted_pickle_in_a_run_dir_never_runs_at_report(finished_run, tmp_path, capsys):
-    from bench.report import main as report_main
+    from bench.report.__main__ import main as report_main
 
     run_dir = copy_run(finished_run, tmp_path / "runs")
     sentinel = tmp_path / "pwned-at-report"
@@ -274,7 +274,7 @@ def test_a_run_dir_of_another_configuration_is_refused_never_resumed_or_skipped(
     ("truncated", "unreadable"),
 ])
 def test_a_record_the_report_cannot_use_is_named_and_stops_it_unless_allowed(damage, reason, tmp_path, capsys):
-    from bench.report import main as report_main
+    from bench.report.__main__ import main as report_main
 
     sources = sorted((REPO / "results" / "mora" / "records").glob("mora-r4_*uuid_small_s1_*.json"))[:2]
     records = tmp_path / "out" / "mora" / "records"

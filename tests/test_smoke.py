@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bench.report import collect_runs
+from bench.report.records import collect_runs
 from bench.run_miniature import miniature_shape
 from bench.sweep.smoke import sweep_overrides
 from omegaconf import OmegaConf

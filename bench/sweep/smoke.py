@@ -50,20 +50,17 @@ def sweep_overrides(experiment: str, fixed: tuple[str, ...] = ()) -> tuple[list[
 
 
 def smoke_jobs(name: str) -> list[tuple[str, tuple[str, ...]]]:
-    """(paper-scale experiment, fixed overrides) of a paper, or of bench.compare's grid (its reference arm too)."""
-    from .. import compare
-    from ..papers import PAPERS, load
+    """(paper-scale experiment, fixed overrides) of a spec's sweeps: a paper's, or the comparison's grid and its
+    reference arm."""
+    from ..papers import load, names
 
-    if name == compare.NAME:
-        return [(exp, fixed) for exp in compare.experiments("paper") for fixed in compare.SWEEPS]
-    if name not in PAPERS:
-        raise UserError(f"smoke: {name!r}; valid: {', '.join((*PAPERS, compare.NAME))}")
-    return [(exp, ()) for exp in load(name).experiment_files("paper")]
+    if name not in names(None):
+        raise UserError(f"smoke: {name!r}; valid: {', '.join(names(None))}")
+    return load(name, kind=None).plan("paper")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .. import compare
-    from ..papers import PAPERS
+    from ..papers import names
 
     from .launch import launch_options
 
@@ -72,9 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         options = [a for a in args if a.startswith("-")]
         if options:
             raise UserError(f"option {options[0]!r} is not valid; usage: python -m bench.smoke [PAPER ...] "
-                            f"(PAPER one of {', '.join((*PAPERS, compare.NAME))})")
-        names = args or [*PAPERS, compare.NAME]
-        plans = {name: smoke_jobs(name) for name in names}
+                            f"(PAPER one of {', '.join(names(None))})")
+        plans = {name: smoke_jobs(name) for name in args or names(None)}
         jobs_at_once = launch_options(None, None, None, os.environ.get("JOBS")).jobs
     except UserError as err:
         report_and_exit(err)

@@ -12,7 +12,8 @@ the statistic is the mean of the values themselves, against ``margin``. The inte
 * **inconclusive** — anything else, with the number of pairs that would resolve the observed effect at its
   observed spread (``seeds_to_resolve``).
 
-Nothing here knows a paper: the specs in ``bench/papers`` hold the claims.
+Nothing here knows a paper: the specs in ``bench/papers`` hold the claims; a paper's page shows their outcomes
+(``render_claims``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from . import stats
+from .. import stats
 
 DIRECTIONS = ("greater", "less", "within")
 VERDICTS = stats.VERDICTS
@@ -183,3 +184,44 @@ def evaluate_claim(claim: Claim, values: list[float]) -> Outcome:
     needed = stats.pairs_to_resolve(values, claim.margin, claim.direction) if result == "inconclusive" else None
     return Outcome(claim, len(values), mean, low if math.isfinite(low) else None,
                    high if math.isfinite(high) else None, result, needed, values)
+
+
+# ------------------------------------------------------------------------------------------ on a page
+def claim_outcomes(spec: Any, runs: list) -> list[Outcome]:
+    """Each claim of the paper's spec, tested on the runs of its tier (paired over seeds, 95% interval)."""
+    tier_runs = [r for r in runs if r.status == "ok" and r.scale == spec.claims_tier]
+    outcomes = []
+    for claim in spec.claims:
+        values = paired_values(claim, tier_runs, lambda run: metric_of(run.result, run.metrics_rows(), claim.metric),
+                               lambda run: run.cfg)
+        outcomes.append(evaluate_claim(claim, values))
+    return outcomes
+
+
+def render_claims(spec: Any, outcomes: list[Outcome], ran: set[str]) -> list[str]:
+    lines = [f"## Claims, tested at scale={spec.claims_tier}", "",
+             "Each claim: the paired difference over seeds (same seed = same data and initialisation for both arms) "
+             "or, for one arm, the value itself; mean with its 95% t-interval. **held**: the interval lies on the "
+             "paper's side of the margin; **contradicted**: on the other side; **inconclusive**: it spans it (with "
+             "the pairs that would resolve the observed effect at its observed spread).", "",
+             "| claim | source | metric | arms | effect [95% CI] | n | verdict |", "|---|---|---|---|---|---|---|"]
+    for o in outcomes:
+        c = o.claim
+        side = {"greater": ">", "less": "<", "within": "within ±"}[c.direction]
+        arms = " − ".join(c.arm_labels) if c.arm_labels else "–"
+        verdict = f"**{o.verdict}**"
+        if o.verdict == "inconclusive":
+            verdict += (f" (~{o.seeds_to_resolve} pairs would resolve it)" if o.seeds_to_resolve
+                        else " (no runs)" if o.n == 0 else " (no effect to resolve)")
+        lines.append(f"| {c.statement} | {c.source} | {c.metric} ({c.unit}), {side} {c.margin:g} | {arms} | "
+                     f"{o.effect} | {o.n} | {verdict} |")
+    missing = [e for e in spec.experiment_files(spec.claims_tier) if e not in ran]
+    if missing:
+        lines += ["", f"**Not run for these records:** {', '.join(missing)} — part of `make reproduce-{spec.name}`, but no "
+                  f"record of it is committed yet; the claims it tests read \"no runs\"."]
+    stand_ins = sorted({o.claim.stand_in for o in outcomes if o.claim.stand_in})
+    if stand_ins:
+        lines += ["", "Stand-ins (what the small tier runs instead of the paper's setting): " + "; ".join(stand_ins) + "."]
+    if spec.notes:
+        lines += ["", "What the small tier does not cover, and why:", ""] + [f"- {n}" for n in spec.notes]
+    return lines + [""]
