@@ -42,14 +42,14 @@ TABLES = TableRules(
 )
 
 
-def _salora_gated_runs(runs, table: str):
+def _gated_runs(runs, table: str):
     return [r for r in tagged(runs, table) if r.cfg["method"]["name"] == "salora"
             and r.cfg["method"].get("use_lagrangian", True)]
 
 
-def _salora_window_run(runs, table: str = "1"):
+def _window_run(runs, table: str = "1"):
     """The SaLoRA run at b 0.5 (the paper's setting), on SST-2 if there is one, lowest seed first."""
-    candidates = _salora_gated_runs(runs, table)
+    candidates = _gated_runs(runs, table)
     key = lambda r: (r.task_name != "sst2", abs(float(r.cfg["method"]["target_density"]) - 0.5), r.cfg.get("seed", 0), str(r.path))
     return sorted(candidates, key=key)[0] if candidates else None
 
@@ -57,11 +57,11 @@ def _salora_window_run(runs, table: str = "1"):
 def fig6(runs, path):
     """The runs tagged fig6 (paper scale: the ablation's CoLA, STS-B and MRPC runs at b 0.5; small tier: the density
     sweep), one seed: one line per task and target density."""
-    first = _salora_window_run(runs, "fig6")
+    first = _window_run(runs, "fig6")
     if first is None:
         return False
     seed = first.cfg.get("seed")
-    lines = sorted((r for r in _salora_gated_runs(runs, "fig6") if r.cfg.get("seed") == seed),
+    lines = sorted((r for r in _gated_runs(runs, "fig6") if r.cfg.get("seed") == seed),
                    key=lambda r: (r.task_name, float(r.cfg["method"]["target_density"])))
     several_tasks = len({r.task_name for r in lines}) > 1
     fig, axes = plt.subplots(1, 4, figsize=(13, 3))
@@ -100,7 +100,7 @@ def _layer_and_path(name: str) -> tuple[int, str]:
 
 
 def fig7(runs, path):
-    run = _salora_window_run(runs)
+    run = _window_run(runs)
     if run is None or "rank_pattern" not in run.result.get("metrics", {}):
         return False
     pattern = run.result["metrics"]["rank_pattern"]

@@ -20,6 +20,7 @@ from .tables import write_csv
 
 
 # ------------------------------------------------------------------------------------------ reading runs
+# A comparison run names its arm (the conf/arm group) and its budget (compare.budget) in its config (conf/train.yaml).
 def arm_of(cfg: dict) -> str | None:
     return cfg.get("arm")
 
