@@ -7,8 +7,8 @@ from ..report.claims import Claim
 from ..report.figures import Curves, plt, save, tagged
 from ..report.labels import MODEL_LABELS, run_label, setting_of
 from ..report.metrics import ACCURACY, percent, value
-from ..stats import mean
 from ..report.tables import TableRules
+from ..stats import mean
 from .spec import PaperSpec
 
 LORA, MORA = {"method.name": "lora"}, {"method.name": "mora", "method.mora_type": "sharing"}
@@ -71,6 +71,7 @@ def fig5(runs, path):
     ax.set_ylabel("singular values of ΔW > 0.1 (mean per module)")
     ax.set_title("MoRA Fig. 5: rank of the learned update", fontsize=10)
     return save(fig, path)
+
 
 SPEC = PaperSpec(
     name="mora",
