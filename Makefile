@@ -3,7 +3,7 @@
 # set TORCH_SPEC to pick another build, e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu".
 #
 # Every variable below reaches a recipe through the environment, never pasted into its text, so no value can
-# become a shell command; bench.launch validates SCALE, SEEDS, LAUNCHER and JOBS in one line each (exit 2).
+# become a shell command; bench.sweep.launch validates SCALE, SEEDS, LAUNCHER and JOBS in one line each (exit 2).
 PYTHON     ?= python3
 VENV       ?= .venv
 BIN        := $(VENV)/bin
@@ -34,7 +34,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 # Every job of every paper-scale experiment (one seed / rank / grid point each; every model × task × method) on a
-# miniature of its model and the local data: proves the paper scale runs, on a CPU (bench/smoke.py). PAPERS= picks.
+# miniature of its model and the local data: proves the paper scale runs, on a CPU (bench/sweep/smoke.py). PAPERS= picks.
 smoke: setup
 	$(BIN)/python -m bench.smoke $$PAPERS
 

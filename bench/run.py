@@ -24,7 +24,7 @@ from .models import count_parameters, load_model, load_tokenizer
 from .records import (RESULT, MetricsLog, RunRefused, atomic_write_json, atomic_write_text, claim_run_dir, completed_result,
                       drop_replaced_run, git_sha, run_lock, set_aside_previous_run, versions, write_run_config)
 from .resolvers import run_id, run_identity
-from .smoke import apply_smoke, smoke_eval
+from .run_miniature import apply_smoke, smoke_eval
 from .tasks import get_spec, load_task_data
 from .tasks.readers import HubStream
 from .trainer import (AdapterTrainer, BenchState, FlopsCounter, MethodHooks, MetricsWriter, PeriodicScore,

@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from bench.claims import Claim, evaluate_claim, metric_of, paired_values
+from bench.report.claims import Claim, evaluate_claim, metric_of, paired_values
 
 T_975 = {4: 2.7764451051977987, 2: 4.302652729911275}  # scipy.stats.t.ppf(0.975, df), tabulated
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from bench import compare
-from bench.report import Run
-from bench.smoke import sweep_overrides
+from bench.papers.compare import SPEC
+from bench.report import leaderboard
+from bench.report.records import Run, load_records
+from bench.sweep.smoke import sweep_overrides
 from tests.bench_helpers import compose_cfg
 from tests.conftest import REPO, SHARED
 
@@ -34,7 +36,7 @@ def test_every_arm_trains_about_loras_count_at_the_budget(budget, tmp_path):
     assert lora == 5780 * budget   # r · Σ(d_in + d_out) over stories260K's 7 projections × 5 layers
     magnitudes = 5 * (64 + 32 + 32 + 64 + 172 + 172 + 64)   # DoRA's extra: one magnitude per output feature
     for arm in ARM_FILES:
-        if arm == compare.REFERENCE:
+        if arm == SPEC.reference:
             continue
         count = trainable_of(arm, budget, tmp_path)
         if arm in ("salora", "adalora"):
@@ -50,18 +52,18 @@ def test_every_arm_trains_about_loras_count_at_the_budget(budget, tmp_path):
 
 
 def test_every_method_of_every_family_runs_or_says_why_not():
-    assert set(ARM_FILES) | {arm for arm, _ in compare.NOT_RUN} == set(compare.ARMS)
-    for family in compare.FAMILIES:
+    assert set(ARM_FILES) | {arm for arm, _ in SPEC.not_run} == set(SPEC.arms)
+    for family in SPEC.families:
         for tier in ("small", "paper"):
             exp = family.experiment + ("" if tier == "paper" else "_small")
             cfg = compose_cfg([f"experiment={exp}", f"scale={tier}"], Path("/tmp/unused"))
-            assert list(cfg.report.tables) == [family.key] and cfg.report.paper == compare.NAME
+            assert list(cfg.report.tables) == [family.key] and cfg.report.paper == SPEC.name
             overrides, _ = sweep_overrides(exp)
             swept = set(dict(o.split("=", 1) for o in overrides)["arm"].split(","))
-            for arm in compare.ARMS:
-                if arm == compare.REFERENCE:
-                    continue   # run once per seed by bench.compare.run / make smoke (REFERENCE_RUN)
-                blocked = compare.not_run(arm, family.key)
+            for arm in SPEC.arms:
+                if arm == SPEC.reference:
+                    continue   # run once per seed by make compare / make smoke (SPEC.reference_run)
+                blocked = SPEC.not_run_reason(arm, family.key)
                 if tier == "paper" and arm == "prefix":
                     blocked = None   # RoBERTa-base takes the suite's encoder prefixes
                 assert (arm in swept) != bool(blocked), (exp, arm)
@@ -69,7 +71,7 @@ def test_every_method_of_every_family_runs_or_says_why_not():
 
 def _run(arm: str, budget: int | None, seed: int, value: float, table: str = "memorisation") -> Run:
     cfg = {"arm": arm, "compare": {"budget": budget or 2}, "seed": seed,
-           "report": {"paper": compare.NAME, "tables": [table]}, "model": {"name": "stories260k"},
+           "report": {"paper": SPEC.name, "tables": [table]}, "model": {"name": "stories260k"},
            "task": {"name": "uuid"}, "scale": {"name": "small"}, "method": {"name": arm, "r": budget}}
     result = {"config": cfg, "metrics": {"char_acc": value, "acc": value}, "trainable_params": 1000, "wall_s": 1.0,
               "experiment": "compare_uuid_small", "status": "ok"}
@@ -82,9 +84,9 @@ def test_the_board_marks_the_best_its_statistical_ties_and_ranks_them():
     runs += [_run("mora_sharing", 2, s, 0.70 + 0.01 * s + (0.002 if s % 2 else -0.002)) for s in seeds]
     runs += [_run("olora", 2, s, 0.70 + 0.01 * s + (-0.002 if s % 2 else 0.002)) for s in seeds]   # same mean
     runs += [_run("fft", None, s, 0.9) for s in seeds]
-    family = compare.FAMILIES[0]
-    cells = compare.cells_of(family, runs)
-    lines, rows = compare.leaderboard(family, cells, 2)
+    family = SPEC.families[0]
+    cells = leaderboard.cells_of(SPEC, family, runs)
+    lines, rows = leaderboard.board(SPEC, family, cells, 2)
     marks = {r["arm"]: r["mark"] for r in rows}
     assert marks["fft"] == "reference (all weights)"
     assert {marks["mora_sharing"], marks["olora"]} == {"**best**", "tied"}
@@ -100,10 +102,10 @@ def test_average_rank_has_a_reproducible_bootstrap_interval_around_it():
             runs.append(_run(good, 2, s, 0.8 + 0.01 * s, table))
             runs.append(_run("olora" if good == "lora" else "lora", 2, s, 0.2 + 0.01 * s, table))
             runs.append(_run("olora" if good != "lora" else "mora_sharing", 2, s, 0.5 + 0.01 * s, table))
-    families = [f for f in compare.FAMILIES if f.key in ("memorisation", "classification")]
-    cells = {f.key: compare.cells_of(f, runs) for f in families}
-    first = compare.average_ranks(families, cells, 2)
-    assert first == compare.average_ranks(families, cells, 2)   # fixed generator: the page is byte-stable
+    families = [f for f in SPEC.families if f.key in ("memorisation", "classification")]
+    cells = {f.key: leaderboard.cells_of(SPEC, f, runs) for f in families}
+    first = leaderboard.average_ranks(SPEC, families, cells, 2)
+    assert first == leaderboard.average_ranks(SPEC, families, cells, 2)   # fixed generator: the page is byte-stable
     for arm, (rank, low, high, n) in first.items():
         assert low <= rank <= high and n == 2
     # memorisation: MoRA 1, OLoRA 2, LoRA 3; classification: LoRA 1, MoRA 2, OLoRA 3
@@ -111,23 +113,25 @@ def test_average_rank_has_a_reproducible_bootstrap_interval_around_it():
 
 
 def test_the_page_regenerates_byte_identically_from_the_committed_records(tmp_path):
-    committed = REPO / "results" / compare.NAME
+    committed = REPO / "results" / SPEC.name
     if not (committed / "records").is_dir():
         pytest.fail("results/compare/records is missing: run make compare and commit its records")
     out = tmp_path / "results"
-    shutil.copytree(committed, out / compare.NAME)
+    shutil.copytree(committed, out / SPEC.name)
     shutil.copy(REPO / "results" / "perf.json", out / "perf.json")
     assert compare.main(["--runs", str(tmp_path / "no-runs"), "--out", str(out)]) == 0
     for path in committed.rglob("*"):
         if path.is_file():
-            assert (out / compare.NAME / path.relative_to(committed)).read_bytes() == path.read_bytes(), path
+            assert (out / SPEC.name / path.relative_to(committed)).read_bytes() == path.read_bytes(), path
 
 
 def test_the_readme_shows_the_committed_headline_table():
     readme = (REPO / "README.md").read_text()
     first_screen = readme[:readme.index("\n## ", readme.index("\n## ") + 1)]
     assert "results/compare/README.md" in first_screen
-    table = compare.headline_table(REPO / "results" / compare.NAME)
+    runs, excluded = load_records(REPO / "results", SPEC.name)   # the table as the committed records give it
+    assert runs and not excluded
+    table = leaderboard.headline_table(SPEC, runs)
     assert table.startswith("| method | budget") and table in first_screen
     assert "| rank | method |" not in readme   # the headline only, not the leaderboards below it on the page
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bench.claims import Claim
+from bench.report.claims import Claim
 from bench.errors import UserError
 from bench.papers import PAPERS, load, validate
 
@@ -50,7 +50,7 @@ def test_the_committed_records_are_the_runs_a_fresh_reproduction_launches():
 
 def test_records_that_name_other_runs_are_named_in_one_line_each(tmp_path):
     from bench.papers.__main__ import RESULTS
-    from bench.sweeps import record_mismatches
+    from bench.sweep.sweeps import record_mismatches
 
     sweeps = load("cola").sweeps("small")
     records = tmp_path / "records"

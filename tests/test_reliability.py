@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bench.report import main as report_main
+from bench.report.__main__ import main as report_main
 from tests.bench_helpers import FAST, REPO, cli_env, run_cli
 
 pytestmark = pytest.mark.slow

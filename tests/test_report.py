@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from bench.errors import UserError
-from bench.report import PAPERS, PUBLISHED_DIR, load_published, main
+from bench.papers import PAPERS
+from bench.report.__main__ import main
+from bench.report.published import PUBLISHED_DIR, load_published
 
 ROW_FIELDS = ("model", "method", "rank")
 
@@ -149,7 +151,7 @@ def test_an_unwritable_out_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_fig7_columns_are_keyed_by_path_so_robertas_three_dense_modules_stay_apart():
-    from bench.report_figures import PAPER_MODULES, _layer_and_path
+    from bench.papers.salora import PAPER_MODULES, _layer_and_path
 
     names = [f"roberta.encoder.layer.{i}.{path}" for i in (0, 11) for path in (
         "attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
@@ -204,8 +206,9 @@ def test_a_searched_grid_reports_the_setting_its_selection_metric_picks(tmp_path
 
 def test_salora_fig6_draws_the_ablation_runs_of_every_task(tmp_path, monkeypatch):
     """Paper scale: Fig. 6 from the ablation's CoLA, STS-B and MRPC SaLoRA runs (tagged fig6), one line per task."""
-    from bench import report_figures
-    from bench.report import Run
+    from bench.papers import salora
+    from bench.report import figures
+    from bench.report.records import Run
 
     runs = []
     for task in ("cola", "mrpc", "stsb"):
@@ -216,10 +219,10 @@ def test_salora_fig6_draws_the_ablation_runs_of_every_task(tmp_path, monkeypatch
                 for s in range(1, 6)]
         runs.append(Run(tmp_path / f"{task}.json", "ok", {"config": cfg}, rows=rows))
     labels = []
-    real_plot = report_figures.plt.Axes.plot
-    monkeypatch.setattr(report_figures.plt.Axes, "plot",
+    real_plot = figures.plt.Axes.plot
+    monkeypatch.setattr(figures.plt.Axes, "plot",
                         lambda self, *a, **k: labels.append(k.get("label")) or real_plot(self, *a, **k))
-    assert report_figures.salora_fig6(runs, tmp_path / "fig6.png") and (tmp_path / "fig6.png").stat().st_size > 0
+    assert salora.fig6(runs, tmp_path / "fig6.png") and (tmp_path / "fig6.png").stat().st_size > 0
     assert set(labels) == {"cola, b 0.5", "mrpc, b 0.5", "stsb, b 0.5"}
 
 
@@ -246,7 +249,8 @@ def test_moras_table1_reads_each_benchmark_from_the_run_that_scored_it(tmp_path)
 
 
 def test_each_page_names_the_commits_behind_its_records(tmp_path):
-    from bench.report import Run, describe_code
+    from bench.report.page import describe_code
+    from bench.report.records import Run
 
     runs = [Run(tmp_path / f"r{i}.json", "ok", {"git_sha": sha}) for i, sha in
             enumerate(["74797ca0123", "74797ca0123", "3695e5a9999", None])]

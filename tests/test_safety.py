@@ -116,7 +116,7 @@ def test_export_builds_the_method_by_name_never_from_a_target_in_the_record(fini
 
 
 def test_a_planted_pickle_in_a_run_dir_never_runs_at_report(finished_run, tmp_path, capsys):
-    from bench.report import main as report_main
+    from bench.report.__main__ import main as report_main
 
     run_dir = copy_run(finished_run, tmp_path / "runs")
     sentinel = tmp_path / "pwned-at-report"
@@ -188,7 +188,7 @@ def test_make_variables_are_validated_and_never_run_as_commands(args, named, tmp
 
 
 def test_a_failed_sweep_does_not_stop_the_others_and_the_command_names_it(tmp_path, capsys):
-    from bench.launch import Sweep, run_sweeps
+    from bench.sweep.launch import Sweep, run_sweeps
 
     sweeps = [Sweep("bad", "demo", ["scale=tiny", "method.r=0", f"paths.runs_dir={tmp_path}"]),
               Sweep("good", "demo", ["scale=tiny", "method=lora", *FAST[1:], "task.num_eval=4",
@@ -199,7 +199,7 @@ def test_a_failed_sweep_does_not_stop_the_others_and_the_command_names_it(tmp_pa
 
 
 def test_reproduce_exits_1_naming_the_sweeps_that_failed(monkeypatch, capsys):
-    import bench.reproduce as reproduce
+    import bench.sweep.reproduce as reproduce
 
     monkeypatch.setattr(reproduce, "run_sweeps", lambda label, sweeps, runs_dir, env: [sweeps[0].title])
     monkeypatch.setattr(reproduce.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0))
@@ -274,7 +274,7 @@ def test_a_run_dir_of_another_configuration_is_refused_never_resumed_or_skipped(
     ("truncated", "unreadable"),
 ])
 def test_a_record_the_report_cannot_use_is_named_and_stops_it_unless_allowed(damage, reason, tmp_path, capsys):
-    from bench.report import main as report_main
+    from bench.report.__main__ import main as report_main
 
     sources = sorted((REPO / "results" / "mora" / "records").glob("mora-r4_*uuid_small_s1_*.json"))[:2]
     records = tmp_path / "out" / "mora" / "records"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from bench.report import collect_runs
-from bench.smoke import miniature_shape, sweep_overrides
+from bench.report.records import collect_runs
+from bench.run_miniature import miniature_shape
+from bench.sweep.smoke import sweep_overrides
 from omegaconf import OmegaConf
 from tests.bench_helpers import run_cli
 

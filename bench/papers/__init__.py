@@ -1,78 +1,78 @@
 """One file per paper: what `make reproduce-<paper>` runs, what the report draws, and what the paper claims.
 
+    python -m bench.papers list                     # the papers, in order (the Makefile reads it)
     python -m bench.papers experiments mora small   # the experiments of a tier, one per line (the Makefile reads it)
     python -m bench.papers check                    # every spec names existing experiments, figures and tiers
 
-A spec is data. Experiments are conf/experiment/<name>.yaml (the published setting, scale=paper) and
+A spec is a module here with a ``SPEC`` (bench/papers/spec.py says what it holds); the papers are found, not listed:
+every module of this package with a ``SPEC`` is one, ordered by its ``order``, and ``register`` adds one from
+elsewhere (a test's fixture). Experiments are conf/experiment/<name>.yaml (the published setting, scale=paper) and
 conf/experiment/<name>_<tier>.yaml (the CPU tiers: ``tiny`` is the one-minute smoke, ``small`` the tier sized to
 resolve the claims). Tables come from bench/published/<paper>_table*.csv; a run feeds the tables its experiment
-file lists under ``report.tables``.
+file lists under ``report.tables``. The comparison (compare.py) is a spec of another kind, found the same way.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+import importlib
+import pkgutil
+from functools import cache
+from typing import Any
 
-from ..claims import Claim
 from ..errors import UserError
 
-from ..paths import EXPERIMENTS_DIR as CONF_EXPERIMENTS
-TIERS = ("tiny", "small", "paper")
+_registered: dict[str, Any] = {}
 
 
-@dataclass(frozen=True)
-class PaperSpec:
-    name: str
-    title: str
-    task_labels: dict[str, str]
-    experiments: dict[str, tuple[str, ...]]   # tier -> base experiment names run at that tier
-    figures: dict[str, str]                   # figure file stem -> function name in bench.report_figures
-    claims: tuple[Claim, ...]
-    claims_tier: str = "small"                # the tier whose runs the claims are tested on
-    notes: tuple[str, ...] = field(default_factory=tuple)  # stand-ins and what could not fit, said on the page
-
-    def experiment_files(self, tier: str) -> list[str]:
-        if tier not in self.experiments:
-            raise UserError(f"SCALE={tier} for paper {self.name}; valid: {sorted(self.experiments)}")
-        suffix = "" if tier == "paper" else f"_{tier}"
-        return [f"{name}{suffix}" for name in self.experiments[tier]]
-
-    def sweeps(self, tier: str) -> dict[str, list[list[str]]]:
-        """The jobs `make reproduce-<paper> SCALE=<tier>` launches, per experiment (bench/sweeps.py)."""
-        from ..sweeps import sweep_jobs
-
-        return {exp: sweep_jobs(exp, [f"scale={tier}"]) for exp in self.experiment_files(tier)}
+@cache
+def _discovered() -> tuple[Any, ...]:
+    """Every module of this package with a ``SPEC``, imported on first use (not at import: the specs import the
+    report's building blocks, which must never need this registry)."""
+    found = []
+    for module in pkgutil.iter_modules(__path__):
+        if module.name.startswith("_") or module.name == "spec":
+            continue
+        spec = getattr(importlib.import_module(f"{__name__}.{module.name}"), "SPEC", None)
+        if spec is not None:
+            found.append(spec)
+    return tuple(found)
 
 
-def load(name: str) -> PaperSpec:
-    from . import cola, mora, olora, salora
-
-    specs = {"olora": olora.SPEC, "cola": cola.SPEC, "salora": salora.SPEC, "mora": mora.SPEC}
-    if name not in specs:
-        raise UserError(f"paper={name!r}; valid: {', '.join(PAPERS)}")
-    return specs[name]
+def specs(kind: str | None = None) -> tuple[Any, ...]:
+    """The specs of a kind ("paper", "comparison"; None: all), in order."""
+    every = sorted((*_discovered(), *_registered.values()), key=lambda spec: spec.order)
+    return tuple(spec for spec in every if kind is None or spec.kind == kind)
 
 
-PAPERS = ("olora", "cola", "salora", "mora")
+def names(kind: str | None = "paper") -> tuple[str, ...]:
+    return tuple(spec.name for spec in specs(kind))
 
 
-def validate(spec: PaperSpec, conf_dir: Path = CONF_EXPERIMENTS) -> None:
+def load(name: str, kind: str | None = "paper") -> Any:
+    for spec in specs(kind):
+        if spec.name == name:
+            return spec
+    raise UserError(f"{kind or 'spec'}={name!r}; valid: {', '.join(names(kind))}")
+
+
+def register(spec: Any) -> None:
+    """Add a spec that lives outside this package (a fixture); its name and order must be new."""
+    taken = {s.name: s.order for s in specs()}
+    if spec.name in taken or spec.order in taken.values():
+        raise UserError(f"spec {spec.name!r} (order {spec.order}): that name or order is taken; taken: {taken}")
+    _registered[spec.name] = spec
+
+
+def unregister(name: str) -> None:
+    _registered.pop(name, None)
+
+
+def validate(spec: Any) -> None:
     """One line naming the first thing a spec names that does not exist."""
-    from .. import report_figures
+    spec.validate()
 
-    for tier in spec.experiments:
-        if tier not in TIERS:
-            raise UserError(f"paper spec {spec.name}: tier {tier!r}; valid: {list(TIERS)}")
-        for exp in spec.experiment_files(tier):
-            if not (conf_dir / f"{exp}.yaml").exists():
-                raise UserError(f"paper spec {spec.name}: experiment {exp!r} ({tier} tier) has no file "
-                                f"{conf_dir / (exp + '.yaml')}")
-    for stem, func in spec.figures.items():
-        if not callable(getattr(report_figures, func, None)):
-            raise UserError(f"paper spec {spec.name}: figure {stem!r} names {func!r}, which bench.report_figures lacks")
-    tier_experiments = set(spec.experiments.get(spec.claims_tier, ()))
-    for claim in spec.claims:
-        if claim.experiment not in tier_experiments:
-            raise UserError(f"paper spec {spec.name}: claim {claim.id!r} names experiment {claim.experiment!r}, which "
-                            f"the {spec.claims_tier} tier does not run; valid: {sorted(tier_experiments)}")
+
+def __getattr__(attribute: str) -> Any:
+    if attribute == "PAPERS":   # the papers' names in order, found when asked (a registered fixture included)
+        return names("paper")
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")

@@ -1,8 +1,8 @@
 """`python -m bench.papers list` | `python -m bench.papers experiments PAPER TIER` | `python -m bench.papers check`.
 
-``check``: every spec names existing experiments, figures and tiers, and the committed records of every paper and of
-the comparison are the runs their current small-tier sweeps launch (bench/sweeps.py); each problem is one line,
-exit 1."""
+``check``: every spec names existing experiments, figures and tiers, and the committed records of every spec (each
+paper and the comparison) are the runs their current small-tier sweeps launch (bench/sweep/sweeps.py); each problem
+is one line, exit 1."""
 
 from __future__ import annotations
 
@@ -10,35 +10,32 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError, report_and_exit
-from . import PAPERS, load, validate
+from ..paths import RESULTS_DIR as RESULTS
+from . import load, names, specs, validate
 
 USAGE = ("usage: python -m bench.papers list | python -m bench.papers experiments PAPER TIER | "
          "python -m bench.papers check")
-from ..paths import RESULTS_DIR as RESULTS
 
 
 def committed_record_problems(results: Path = RESULTS, tier: str = "small") -> list[str]:
-    from .. import compare
-    from ..sweeps import record_mismatches
+    from ..sweep.sweeps import record_mismatches
 
-    owners = {paper: load(paper).sweeps(tier) for paper in PAPERS}
-    owners[compare.NAME] = compare.sweeps(tier)
-    return [line for owner, sweeps in owners.items() for line in record_mismatches(results / owner / "records", sweeps)]
+    return [line for spec in specs() for line in record_mismatches(results / spec.name / "records", spec.sweeps(tier))]
 
 
 def main(argv: list[str]) -> None:
     try:
         if argv[:1] == ["check"] and len(argv) == 1:
-            for paper in PAPERS:
-                validate(load(paper))
+            for spec in specs():
+                validate(spec)
             problems = committed_record_problems()
             for line in problems:
                 print(line, file=sys.stderr)
             if problems:
                 sys.exit(1)
-            print(f"papers: {len(PAPERS)} specs ok; the committed records are the runs of the current sweeps")
+            print(f"papers: {len(names())} specs ok; the committed records are the runs of the current sweeps")
         elif argv == ["list"]:
-            print("\n".join(PAPERS))
+            print("\n".join(names()))
         elif argv[:1] == ["experiments"] and len(argv) == 3:
             spec = load(argv[1])
             validate(spec)

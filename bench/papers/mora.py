@@ -1,7 +1,15 @@
 """MoRA: High-Rank Updating for Parameter-Efficient Fine-Tuning (arXiv 2405.12130)."""
 
-from ..claims import Claim
-from . import PaperSpec
+import re
+from collections import defaultdict
+
+from ..report.claims import Claim
+from ..report.figures import Curves, plt, save, tagged
+from ..report.labels import MODEL_LABELS, run_label, setting_of
+from ..report.metrics import ACCURACY, percent, value
+from ..report.tables import TableRules
+from ..stats import mean
+from .spec import PaperSpec
 
 LORA, MORA = {"method.name": "lora"}, {"method.name": "mora", "method.mora_type": "sharing"}
 UUID = {"task.name": "uuid"}
@@ -9,9 +17,66 @@ PRETRAIN = {"task.name": "c4"}
 UUID_STAND_IN = "stories260K memorising 200 UUID pairs, r 4 / r 8 of a 64-wide model for the paper's 8 / 256"
 PRETRAIN_STAND_IN = "tiny_llama (2 layers, hidden 64) from scratch on an 8 MB corpus of the shared sample texts, r 8"
 
+
+def char_accuracy(run, metrics, setting):
+    """Table 2: character accuracy at a column's ``step=N``, else at the end of the run."""
+    r = run.result
+    step = re.search(r"step=(\d+)", setting)
+    if step:
+        # The paper's columns are steps of a 1000-step run; other scales read the same fraction of their run.
+        target = int(step.group(1)) if run.scale == "paper" else int(step.group(1)) / 1000 * (r.get("steps") or 0)
+        logged = {row["step"]: row["char_acc"] for row in run.metrics_rows() if "char_acc" in row}
+        if not logged:
+            return None
+        nearest = min(logged, key=lambda s: abs(s - target))
+        return 100 * logged[nearest] if abs(nearest - target) <= 0.05 * max(r.get("steps") or 1, 1) else None
+    return 100 * metrics["char_acc"] if "char_acc" in metrics else None
+
+
+def operator_matches(setting, run, by_model):
+    """Table 4's rows are operators (``operator=rotation``): only runs of that operator fill them."""
+    op = re.search(r"operator=(\w+)", setting)
+    return not op or setting_of(run.cfg) == f"operator={op.group(1)}"
+
+
+def size_matches(setting, run, by_model):
+    """Table 3's rows are model sizes (``size=250M``): only runs of a model of that size fill them."""
+    size = re.search(r"size=(\S+)", setting)
+    return not (size and by_model) or size.group(1).lower() in MODEL_LABELS.get(run.cfg["model"]["name"], "").lower()
+
+
+TABLES = TableRules(
+    metrics={"accuracy": ACCURACY, "char_accuracy": char_accuracy, "perplexity": value("perplexity"),
+             # Table 1: the benchmark is the metric's name
+             "GSM8K": percent("exact_match"), "MATH": percent("exact_match"),
+             "MMLU_0shot": percent("acc"), "MMLU_5shot": percent("acc")},
+    lower_is_better=frozenset({"perplexity"}),
+    setting_in_columns="step=",   # Table 2's columns are steps of the run
+    setting_filters=(operator_matches, size_matches),
+)
+
+
+def fig5(runs, path):
+    points = defaultdict(list)
+    for run in tagged(runs, "fig5") or tagged(runs, "fig3"):  # the pretraining runs, as the paper; else UUID
+        counts = run.result.get("delta_sv_gt_0.1")
+        if counts:
+            points[run_label(run.cfg)].append(mean(counts.values()))
+    if not points:
+        return False
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    labels = sorted(points)
+    ax.bar(range(len(labels)), [mean(points[k]) for k in labels])
+    ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
+    ax.set_ylabel("singular values of ΔW > 0.1 (mean per module)")
+    ax.set_title("MoRA Fig. 5: rank of the learned update", fontsize=10)
+    return save(fig, path)
+
+
 SPEC = PaperSpec(
     name="mora",
     title="MoRA: High-Rank Updating for Parameter-Efficient Fine-Tuning (arXiv 2405.12130)",
+    order=4,
     task_labels={"uuid": "UUID memorization", "c4": "C4", "metamath": "GSM8K", "gsm8k": "GSM8K", "math": "MATH",
                  "tulu_v2": "instruction tuning", "mmlu_0shot": "MMLU_0shot", "mmlu_5shot": "MMLU_5shot"},
     experiments={
@@ -21,7 +86,12 @@ SPEC = PaperSpec(
         "small": ("mora_uuid", "mora_uuid_fft", "mora_pretrain", "mora_operators"),
         "tiny": ("mora_uuid", "mora_uuid_fft", "mora_operators", "mora_pretrain"),
     },
-    figures={"fig3_uuid": "mora_fig3", "fig4_pretraining": "mora_fig4", "fig5_singular_values": "mora_fig5"},
+    tables=TABLES,
+    figures={"fig3_uuid": Curves("fig3", "char_acc", lambda r: f"{r.model_name}, UUID",
+                                 "MoRA Fig. 3: UUID memorisation (character accuracy)", "char accuracy"),
+             "fig4_pretraining": Curves("fig4", "eval_loss", lambda r: f"{r.model_name} pretraining",
+                                        "MoRA Fig. 4: pretraining eval loss", "eval loss"),
+             "fig5_singular_values": fig5},
     claims=(
         Claim("uuid-small-budget", "Table 2 / Fig. 3", "MoRA memorises new knowledge (UUID pairs) better than LoRA "
               "at the same number of trainable parameters (small rank)", "mora_uuid", "final.char_acc",

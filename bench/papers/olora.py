@@ -1,7 +1,10 @@
 """OLoRA: Orthonormal Low-Rank Adaptation of Large Language Models (arXiv 2406.01775)."""
 
-from ..claims import Claim
-from . import PaperSpec
+from ..report.claims import Claim
+from ..report.figures import Curves
+from ..report.metrics import ACCURACY
+from ..report.tables import TableRules
+from .spec import PaperSpec
 
 STAND_IN = "stories260K on ARC-Easy in LLM-Adapters' format, r 8 on all 7 projections, 120 steps (960 questions)"
 OLORA, LORA = {"method.name": "olora"}, {"method.name": "lora"}
@@ -9,6 +12,7 @@ OLORA, LORA = {"method.name": "olora"}, {"method.name": "lora"}
 SPEC = PaperSpec(
     name="olora",
     title="OLoRA: Orthonormal Low-Rank Adaptation of Large Language Models (arXiv 2406.01775)",
+    order=1,
     task_labels={"arc_challenge": "Arc-C", "arc_easy": "Arc-E", "boolq": "BoolQ", "hellaswag": "HellaSwag",
                  "openbookqa": "OBQA", "piqa": "PIQA"},
     experiments={
@@ -16,7 +20,9 @@ SPEC = PaperSpec(
         "small": ("olora",),
         "tiny": ("olora_table1", "olora_fig2"),
     },
-    figures={"fig2_fig3_eval_loss": "olora_fig2"},
+    tables=TableRules(metrics={"final_score": ACCURACY}),
+    figures={"fig2_fig3_eval_loss": Curves("fig2", "eval_loss", lambda r: f"{r.model_name}, r {r.cfg['method']['r']}",
+                                           "OLoRA Figs. 2-3: eval loss, LoRA vs OLoRA", "eval loss")},
     claims=(
         Claim("faster-first-eval", "Figs. 2-3", "OLoRA converges faster: lower eval loss at the first evaluation",
               "olora", "first.eval_loss", (OLORA, LORA), ("OLoRA", "LoRA"), direction="less", unit="eval loss",

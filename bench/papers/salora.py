@@ -1,7 +1,13 @@
 """SaLoRA: Structure-Aware Low-Rank Adaptation (Mathematics 11(20) 4317)."""
 
-from ..claims import Claim
-from . import PaperSpec
+from collections import defaultdict
+
+from ..report.claims import Claim
+from ..report.figures import final, mean_present, plt, save, series, tagged
+from ..report.labels import method_label
+from ..report.metrics import ACCURACY, result, value
+from ..report.tables import TableRules
+from .spec import PaperSpec
 
 STAND_IN = "stories260K body + classification head on SST-2 (5,000 train / 872 dev), r 8 on all 7 projections"
 CORPUS = {"task.name": "c4"}
@@ -9,6 +15,143 @@ SST2 = {"task.name": "sst2"}   # the density runs; the corpus runs at b 0.5 must
 CORPUS_STAND_IN = ("stories260K adapting to the shared-text corpus (held-out loss), r 8 on all 7 projections, "
                    "500 steps")
 SALORA = {"method.name": "salora", "method.use_lagrangian": (True, None), "method.beta": 0.1}  # None: the key unset (default on)
+
+
+GLUE_METRIC = {"cola": "mcc", "stsb": "pearson", "mrpc": "f1"}   # Table 1's score per task; accuracy elsewhere
+
+
+def glue_dev_score(run, metrics, setting):
+    key = GLUE_METRIC.get(run.result.get("task"), "acc")
+    return 100 * metrics[key] if key in metrics else None
+
+
+def sparsity(run, metrics, setting):
+    return 1 - metrics["density"] if "density" in metrics else None  # a fraction, as the paper's 0.37/0.42/0.43
+
+
+TABLES = TableRules(
+    metrics={"ACC": ACCURACY, "glue_dev_score": glue_dev_score, "SPS": sparsity, "PPL": value("perplexity"),
+             "trainable_params": result("trainable_params"), "training_time": result("wall_s")},
+    lower_is_better=frozenset({"PPL", "peak_gpu_memory", "training_time", "trainable_params"}),
+    count_metrics=frozenset({"trainable_params"}),
+    row_labels=(   # Table 3's ablation rows
+        (lambda m: m.get("name") == "salora" and m.get("use_lagrangian") is False, "SaLoRA_lambda=0"),
+        (lambda m: m.get("name") == "salora" and float(m.get("beta", 0.1)) == 0.0, "SaLoRA_beta=0"),
+    ),
+    method_aliases={"fft": ("FT",)},   # the paper's name for full fine-tuning
+)
+
+
+def _gated_runs(runs, table: str):
+    return [r for r in tagged(runs, table) if r.cfg["method"]["name"] == "salora"
+            and r.cfg["method"].get("use_lagrangian", True)]
+
+
+def _window_run(runs, table: str = "1"):
+    """The SaLoRA run at b 0.5 (the paper's setting), on SST-2 if there is one, lowest seed first."""
+    candidates = _gated_runs(runs, table)
+    key = lambda r: (r.task_name != "sst2", abs(float(r.cfg["method"]["target_density"]) - 0.5), r.cfg.get("seed", 0), str(r.path))
+    return sorted(candidates, key=key)[0] if candidates else None
+
+
+def fig6(runs, path):
+    """The runs tagged fig6 (paper scale: the ablation's CoLA, STS-B and MRPC runs at b 0.5; small tier: the density
+    sweep), one seed: one line per task and target density."""
+    first = _window_run(runs, "fig6")
+    if first is None:
+        return False
+    seed = first.cfg.get("seed")
+    lines = sorted((r for r in _gated_runs(runs, "fig6") if r.cfg.get("seed") == seed),
+                   key=lambda r: (r.task_name, float(r.cfg["method"]["target_density"])))
+    several_tasks = len({r.task_name for r in lines}) > 1
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3))
+    for ax, key, title in zip(axes, ("density", "lambda", "orth_A", "orth_B"),
+                              ("expected density C", "λ", "‖AAᵀ − I‖²", "‖BᵀB − I‖²")):
+        for run in lines:
+            steps, values = series(run, key)
+            label = f"b {run.cfg['method']['target_density']}"
+            line, = ax.plot(steps, values, label=f"{run.task_name}, {label}" if several_tasks else label)
+            if key == "density":  # the target, dotted, in the line's colour
+                ax.axhline(float(run.cfg["method"]["target_density"]), ls=":", lw=0.8, color=line.get_color())
+        if key.startswith("orth"):
+            ax.set_yscale("log")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step")
+    axes[0].legend(fontsize=7)
+    tasks = ", ".join(sorted({r.task_name for r in lines}))
+    fig.suptitle(f"SaLoRA Fig. 6 ({first.model_name}, {tasks}, seed {seed}; the gate window is "
+                 f"{first.cfg['method']['t_start']:.0%}-{first.cfg['method']['t_end']:.0%} of training)", fontsize=10)
+    return save(fig, path)
+
+
+# Fig. 7's columns, keyed by the module's path inside its layer (RoBERTa names three of them "dense").
+PAPER_MODULES = {"attention.self.query": "Wq", "attention.self.key": "Wk", "attention.self.value": "Wv",
+                 "attention.output.dense": "Wo", "intermediate.dense": "Wu", "output.dense": "Wd",
+                 "self_attn.q_proj": "Wq", "self_attn.k_proj": "Wk", "self_attn.v_proj": "Wv", "self_attn.o_proj": "Wo",
+                 "mlp.gate_proj": "Wg", "mlp.up_proj": "Wu", "mlp.down_proj": "Wd"}
+PAPER_MODULE_ORDER = ["Wq", "Wk", "Wv", "Wo", "Wg", "Wu", "Wd"]
+
+
+def _layer_and_path(name: str) -> tuple[int, str]:
+    """'roberta.encoder.layer.3.attention.self.query' → (3, 'attention.self.query')."""
+    parts = name.split(".")
+    at = next(i for i, part in enumerate(parts) if part.isdigit())
+    return int(parts[at]), ".".join(parts[at + 1:])
+
+
+def fig7(runs, path):
+    run = _window_run(runs)
+    if run is None or "rank_pattern" not in run.result.get("metrics", {}):
+        return False
+    pattern = run.result["metrics"]["rank_pattern"]
+    cells = {_layer_and_path(name): kept for name, kept in pattern.items()}
+    layers = sorted({layer for layer, _ in cells})
+    kinds = sorted({path for _, path in cells}, key=lambda path: (PAPER_MODULE_ORDER.index(PAPER_MODULES[path])
+                                                                 if path in PAPER_MODULES else len(PAPER_MODULE_ORDER), path))
+    grid = [[cells.get((layer, kind), float("nan")) for kind in kinds] for layer in layers]
+    fig, ax = plt.subplots(figsize=(1 + 0.8 * len(kinds), 1 + 0.5 * len(layers)))
+    im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=run.cfg["method"]["r"])
+    ax.set_xticks(range(len(kinds)), [PAPER_MODULES.get(kind, kind) for kind in kinds], rotation=45, fontsize=8)
+    ax.set_yticks(range(len(layers)), [f"layer {layer}" for layer in layers], fontsize=8)
+    for i, row in enumerate(grid):
+        for j, v in enumerate(row):
+            ax.text(j, i, f"{v:.0f}", ha="center", va="center", color="w", fontsize=8)
+    fig.colorbar(im, ax=ax, label="kept rank")
+    ax.set_title("SaLoRA Fig. 7: kept rank per module", fontsize=10)
+    return save(fig, path)
+
+
+def _sweep_plot(runs, table, key_of, line_of, xlabel, path, title):
+    """Dev accuracy and final expected density against a swept key, one line per task and ``line_of``."""
+    by = defaultdict(lambda: defaultdict(list))
+    for run in tagged(runs, table):
+        by[f"{run.task_name}, {line_of(run)}"][key_of(run)].append((final(run, "acc"), final(run, "density")))
+    if not by:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    for task, points in sorted(by.items()):
+        xs = sorted(points)
+        axes[0].plot(xs, [100 * mean_present(a for a, _ in points[x]) for x in xs], marker="o", label=task)
+        axes[1].plot(xs, [mean_present(d for _, d in points[x]) for x in xs], marker="o", label=task)
+    axes[0].set_ylabel("dev accuracy (%)")
+    axes[1].set_ylabel("final expected density")
+    for ax in axes:
+        ax.set_xlabel(xlabel)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return save(fig, path)
+
+
+def fig4(runs, path):
+    def line(run):   # LoRA beside SaLoRA at every rank
+        m = run.cfg["method"]
+        return f"SaLoRA b {m['target_density']}" if "target_density" in m else method_label(run.cfg)
+    return _sweep_plot(runs, "fig4", lambda r: r.cfg["method"]["r"], line, "rank r", path, "SaLoRA Fig. 4: rank sweep")
+
+
+def fig5(runs, path):
+    return _sweep_plot(runs, "fig5", lambda r: r.cfg["method"]["target_density"], lambda r: f"r {r.cfg['method']['r']}",
+                       "target density b", path, "SaLoRA Fig. 5: density sweep")
 
 
 def _density(b: float) -> Claim:
@@ -21,6 +164,7 @@ def _density(b: float) -> Claim:
 SPEC = PaperSpec(
     name="salora",
     title="SaLoRA: Structure-Aware Low-Rank Adaptation (Mathematics 11(20) 4317)",
+    order=3,
     task_labels={"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qnli": "QNLI", "qqp": "QQP", "rte_glue": "RTE",
                  "mnli": "MNLI", "stsb": "STS-B"},
     experiments={
@@ -28,8 +172,9 @@ SPEC = PaperSpec(
         "small": ("salora_density", "salora_ablation", "salora_baselines", "salora_fft"),
         "tiny": ("salora_table1", "salora_ablation", "salora_sweeps"),
     },
-    figures={"fig4_rank_sweep": "salora_fig4", "fig5_density_sweep": "salora_fig5",
-             "fig6_training_dynamics": "salora_fig6", "fig7_kept_rank": "salora_fig7"},
+    tables=TABLES,
+    figures={"fig4_rank_sweep": fig4, "fig5_density_sweep": fig5, "fig6_training_dynamics": fig6,
+             "fig7_kept_rank": fig7},
     claims=(
         *(_density(b) for b in (0.125, 0.25, 0.5, 0.75)),
         Claim("lambda-rises", "Fig. 6", "λ keeps rising through the gate window", "salora_density", "rise.lambda",

@@ -22,8 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
-from .records import ERROR, RESULT
+from ..errors import UserError
+from ..records import ERROR, RESULT
 
 TIERS = ("tiny", "small", "paper")
 LAUNCHERS = ("basic", "joblib", "local", "slurm")

@@ -12,20 +12,20 @@ the statistic is the mean of the values themselves, against ``margin``. The inte
 * **inconclusive** — anything else, with the number of pairs that would resolve the observed effect at its
   observed spread (``seeds_to_resolve``).
 
-Nothing here knows a paper: the specs in ``bench/papers`` hold the claims.
+Nothing here knows a paper: the specs in ``bench/papers`` hold the claims; a paper's page shows their outcomes
+(``render_claims``).
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from scipy import stats
+from .. import stats
 
 DIRECTIONS = ("greater", "less", "within")
-VERDICTS = ("held", "contradicted", "inconclusive")
+VERDICTS = stats.VERDICTS
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def metric_of(result: dict, rows: list[dict], expr: str) -> float | None:
         value = result.get(key)
     elif kind == "svmean":
         per_module = result.get(key) or {}
-        value = statistics.fmean(per_module.values()) if per_module else None
+        value = stats.mean(per_module.values()) if per_module else None
     elif kind == "gap":
         target = config_value(result.get("config") or {}, "method.target_density")
         final = (result.get("metrics") or {}).get(key)
@@ -141,7 +141,7 @@ def metric_of(result: dict, rows: list[dict], expr: str) -> float | None:
         elif kind == "last":
             value = series[-1]
         elif kind == "mean":
-            value = statistics.fmean(series)
+            value = stats.mean(series)
         elif kind == "peak":
             value = max(series)
         elif kind == "mid":
@@ -158,43 +158,6 @@ def metric_of(result: dict, rows: list[dict], expr: str) -> float | None:
 
 
 # ------------------------------------------------------------------------------------------ the test
-def interval(values: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): Student's t interval; a single value or zero spread gives a zero-width interval."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, -math.inf, math.inf
-    sd = statistics.stdev(values)
-    if sd == 0:
-        return mean, mean, mean
-    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * sd / math.sqrt(len(values))
-    return mean, mean - half, mean + half
-
-
-def verdict(direction: str, margin: float, low: float, high: float) -> str:
-    if direction == "greater":
-        return "held" if low > margin else "contradicted" if high < margin else "inconclusive"
-    if direction == "less":
-        return "held" if high < margin else "contradicted" if low > margin else "inconclusive"
-    inside = -margin <= low and high <= margin
-    outside = low > margin or high < -margin
-    return "held" if inside else "contradicted" if outside else "inconclusive"
-
-
-def seeds_to_resolve(values: list[float], margin: float, direction: str) -> int | None:
-    """Pairs needed for the t interval at the observed mean and spread to clear the margin (None: never, e.g. a
-    zero effect). Rough, as the page says: the spread is itself estimated."""
-    if len(values) < 2:
-        return None
-    mean, sd = statistics.fmean(values), statistics.stdev(values)
-    distance = abs(mean - margin) if direction != "within" else margin - abs(mean)
-    if distance <= 0 or sd == 0:
-        return None
-    for n in range(2, 10_000):
-        if stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) < distance:
-            return n
-    return None
-
-
 def paired_values(claim: Claim, runs: Iterable[Any], value_of: Callable[[Any], float | None],
                   config_of: Callable[[Any], dict]) -> list[float]:
     """Per pairing unit (``pair_by``), arm₀ − arm₁ (two arms) or arm₀'s value (one arm)."""
@@ -210,15 +173,55 @@ def paired_values(claim: Claim, runs: Iterable[Any], value_of: Callable[[Any], f
                     by_arm[i][tuple(str(config_value(cfg, k)) for k in claim.pair_by)] = value
     if len(claim.arms) == 1:
         return [by_arm[0][k] for k in sorted(by_arm[0])]
-    common = sorted(set(by_arm[0]) & set(by_arm[1]))
-    return [by_arm[0][k] - by_arm[1][k] for k in common]
+    return stats.paired_differences(by_arm[0], by_arm[1])
 
 
 def evaluate_claim(claim: Claim, values: list[float]) -> Outcome:
     if not values:
         return Outcome(claim, 0, None, None, None, "inconclusive")
-    mean, low, high = interval(values)
-    result = verdict(claim.direction, claim.margin, low, high)
-    needed = seeds_to_resolve(values, claim.margin, claim.direction) if result == "inconclusive" else None
+    mean, low, high = stats.t_interval(values)
+    result = stats.verdict(low, high, claim.margin, claim.direction)
+    needed = stats.pairs_to_resolve(values, claim.margin, claim.direction) if result == "inconclusive" else None
     return Outcome(claim, len(values), mean, low if math.isfinite(low) else None,
                    high if math.isfinite(high) else None, result, needed, values)
+
+
+# ------------------------------------------------------------------------------------------ on a page
+def claim_outcomes(spec: Any, runs: list) -> list[Outcome]:
+    """Each claim of the paper's spec, tested on the runs of its tier (paired over seeds, 95% interval)."""
+    tier_runs = [r for r in runs if r.status == "ok" and r.scale == spec.claims_tier]
+    outcomes = []
+    for claim in spec.claims:
+        values = paired_values(claim, tier_runs, lambda run: metric_of(run.result, run.metrics_rows(), claim.metric),
+                               lambda run: run.cfg)
+        outcomes.append(evaluate_claim(claim, values))
+    return outcomes
+
+
+def render_claims(spec: Any, outcomes: list[Outcome], ran: set[str]) -> list[str]:
+    lines = [f"## Claims, tested at scale={spec.claims_tier}", "",
+             "Each claim: the paired difference over seeds (same seed = same data and initialisation for both arms) "
+             "or, for one arm, the value itself; mean with its 95% t-interval. **held**: the interval lies on the "
+             "paper's side of the margin; **contradicted**: on the other side; **inconclusive**: it spans it (with "
+             "the pairs that would resolve the observed effect at its observed spread).", "",
+             "| claim | source | metric | arms | effect [95% CI] | n | verdict |", "|---|---|---|---|---|---|---|"]
+    for o in outcomes:
+        c = o.claim
+        side = {"greater": ">", "less": "<", "within": "within ±"}[c.direction]
+        arms = " − ".join(c.arm_labels) if c.arm_labels else "–"
+        verdict = f"**{o.verdict}**"
+        if o.verdict == "inconclusive":
+            verdict += (f" (~{o.seeds_to_resolve} pairs would resolve it)" if o.seeds_to_resolve
+                        else " (no runs)" if o.n == 0 else " (no effect to resolve)")
+        lines.append(f"| {c.statement} | {c.source} | {c.metric} ({c.unit}), {side} {c.margin:g} | {arms} | "
+                     f"{o.effect} | {o.n} | {verdict} |")
+    missing = [e for e in spec.experiment_files(spec.claims_tier) if e not in ran]
+    if missing:
+        lines += ["", f"**Not run for these records:** {', '.join(missing)} — part of `make reproduce-{spec.name}`, but no "
+                  f"record of it is committed yet; the claims it tests read \"no runs\"."]
+    stand_ins = sorted({o.claim.stand_in for o in outcomes if o.claim.stand_in})
+    if stand_ins:
+        lines += ["", "Stand-ins (what the small tier runs instead of the paper's setting): " + "; ".join(stand_ins) + "."]
+    if spec.notes:
+        lines += ["", "What the small tier does not cover, and why:", ""] + [f"- {n}" for n in spec.notes]
+    return lines + [""]

@@ -18,9 +18,9 @@ from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from . import resolvers
-from .cli import CONF_DIR, CONFIG_NAME
-from .records import read_json
+from .. import resolvers
+from ..cli import CONF_DIR, CONFIG_NAME
+from ..records import read_json
 
 
 def _compose(overrides: Sequence[str], hydra_config: bool = False):

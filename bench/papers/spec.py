@@ -1,0 +1,152 @@
+"""What a spec is: ``PaperSpec`` (a paper: its experiments, tables, figures, claims, notes) and ``ComparisonSpec``
+(a head-to-head of arms over task families at matched budgets). Both say which sweeps reproduce them (``plan``)
+and which command writes their page; bench/report renders them without knowing any of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from ..errors import UserError
+from ..paths import EXPERIMENTS_DIR, PUBLISHED_DIR
+from ..report.claims import Claim
+from ..report.tables import TableRules
+
+TIERS = ("tiny", "small", "paper")
+Figure = Callable[[list, Path], bool]   # (the paper's finished runs, the PNG to write) -> drawn; False: no run draws it
+Plan = list[tuple[str, tuple[str, ...]]]   # (experiment, overrides fixed beside the experiment's own sweep)
+
+
+def _jobs(plan: Plan, tier: str) -> dict[str, list[list[str]]]:
+    """Per experiment, the jobs its sweeps launch (bench/sweep/sweeps.py: Hydra's own expansion)."""
+    from ..sweep.sweeps import sweep_jobs
+
+    jobs: dict[str, list[list[str]]] = {}
+    for exp, fixed in plan:
+        jobs.setdefault(exp, []).extend(sweep_jobs(exp, [f"scale={tier}", *fixed]))
+    return jobs
+
+
+@dataclass(frozen=True)
+class PaperSpec:
+    name: str
+    title: str
+    order: int                                # place in every list of papers and on results/README.md
+    task_labels: dict[str, str]               # task registry name -> the paper's name for it
+    experiments: dict[str, tuple[str, ...]]   # tier -> base experiment names run at that tier
+    claims: tuple[Claim, ...]
+    tables: TableRules = TableRules()
+    figures: dict[str, Figure] = field(default_factory=dict)   # figure file stem -> what draws it
+    claims_tier: str = "small"                # the tier whose runs the claims are tested on
+    notes: tuple[str, ...] = field(default_factory=tuple)  # stand-ins and what could not fit, said on the page
+    published_dir: Path = PUBLISHED_DIR       # where <name>_table*.csv are
+    experiment_dir: Path = EXPERIMENTS_DIR    # where the experiments' YAML files are
+    kind: ClassVar[str] = "paper"
+
+    def experiment_files(self, tier: str) -> list[str]:
+        if tier not in self.experiments:
+            raise UserError(f"SCALE={tier} for paper {self.name}; valid: {sorted(self.experiments)}")
+        suffix = "" if tier == "paper" else f"_{tier}"
+        return [f"{name}{suffix}" for name in self.experiments[tier]]
+
+    def plan(self, tier: str) -> Plan:
+        """The sweeps `make reproduce-<paper> SCALE=<tier>` launches: each experiment's own."""
+        return [(exp, ()) for exp in self.experiment_files(tier)]
+
+    def sweeps(self, tier: str) -> dict[str, list[list[str]]]:
+        """The jobs `make reproduce-<paper> SCALE=<tier>` launches, per experiment."""
+        return _jobs(self.plan(tier), tier)
+
+    def sweep_title(self, experiment: str, fixed: tuple[str, ...], tier: str) -> str:
+        return f"{self.name} / {experiment} ({tier})"
+
+    def report_argv(self) -> list[str]:
+        return ["-m", "bench.report", "--paper", self.name]
+
+    def validate(self) -> None:
+        """One line naming the first thing the spec names that does not exist."""
+        for tier in self.experiments:
+            if tier not in TIERS:
+                raise UserError(f"paper spec {self.name}: tier {tier!r}; valid: {list(TIERS)}")
+            for exp in self.experiment_files(tier):
+                if not (self.experiment_dir / f"{exp}.yaml").exists():
+                    raise UserError(f"paper spec {self.name}: experiment {exp!r} ({tier} tier) has no file "
+                                    f"{self.experiment_dir / (exp + '.yaml')}")
+        for stem, draw in self.figures.items():
+            if not callable(draw):
+                raise UserError(f"paper spec {self.name}: figure {stem!r} is {draw!r}; valid: a callable (runs, path)")
+        tier_experiments = set(self.experiments.get(self.claims_tier, ()))
+        for claim in self.claims:
+            if claim.experiment not in tier_experiments:
+                raise UserError(f"paper spec {self.name}: claim {claim.id!r} names experiment {claim.experiment!r}, "
+                                f"which the {self.claims_tier} tier does not run; valid: {sorted(tier_experiments)}")
+
+
+@dataclass(frozen=True)
+class Family:
+    key: str          # the report table the experiment tags (report.tables)
+    label: str
+    experiment: str   # base name: conf/experiment/<experiment>.yaml (paper scale), <experiment>_<tier>.yaml
+    metric: str       # a metric expression (bench.report.claims.metric_of)
+    direction: str    # "greater" or "less" is better
+    unit: str
+    small: str        # what the CPU tier runs, in words (its steps are read off the records)
+    paper: str        # what the paper-scale experiment runs, in words
+
+
+@dataclass(frozen=True)
+class ComparisonSpec:
+    """Every arm on one experiment per task family, at matched budgets, over seeds; ranked per family and budget.
+    The prose fields are the page's own sentences about this grid (bench/report/leaderboard.py lays them out)."""
+    name: str                                  # the report tag (report.paper) of its runs and its records folder
+    title: str
+    order: int
+    families: tuple[Family, ...]
+    arms: dict[str, str]                       # arm (conf/arm/<arm>.yaml) -> label, in the page's order
+    reference: str                             # trains every weight: shown beside each board, never ranked
+    reference_run: tuple[str, ...]             # its overrides: run once per seed, its budget a placeholder
+    not_run: dict[tuple[str, str], str]        # (arm, family key or "*") -> why it has no runs there
+    perf_rows: dict[str, str]                  # arm -> bench.perf's row (results/perf.json) for the Pareto plots
+    headline: str                              # the average-rank section's heading
+    budget_text: str                           # what a budget is, after how the average rank is computed
+    protocol_text: str                         # what every arm of a family shares
+    budget_notes: tuple[str, ...]
+    notes: tuple[Callable[[Any, list], list[str]], ...]  # (spec, runs) -> more note lines, read off the records
+    paper_scale_text: str                      # the section on running the grid at paper scale
+    index_line: str                            # its sentence on results/README.md
+    cli: str = "bench.compare"                 # the module whose command writes the page (python -m <cli>)
+    make_target: str = "compare"               # `make <target>` trains what is missing, then writes it
+    bootstrap: int = 2000                      # draws of the average rank's interval
+    tiers: tuple[str, ...] = ("small", "paper")
+    experiment_dir: Path = EXPERIMENTS_DIR
+    kind: ClassVar[str] = "comparison"
+
+    def not_run_reason(self, arm: str, family: str) -> str | None:
+        return self.not_run.get((arm, family)) or self.not_run.get((arm, "*"))
+
+    def experiment_files(self, tier: str) -> list[str]:
+        names = [f.experiment if tier == "paper" else f"{f.experiment}_{tier}" for f in self.families]
+        for exp in names:
+            if not (self.experiment_dir / f"{exp}.yaml").exists():
+                raise UserError(f"SCALE={tier}: no comparison experiment {self.experiment_dir / (exp + '.yaml')}; "
+                                f"valid: {', '.join(self.tiers)}")
+        return names
+
+    def plan(self, tier: str) -> Plan:
+        """Per family: the grid, then the reference arm (make compare, make smoke and the records check read it)."""
+        return [(exp, fixed) for exp in self.experiment_files(tier) for fixed in ((), self.reference_run)]
+
+    def sweeps(self, tier: str) -> dict[str, list[list[str]]]:
+        """The jobs `make compare SCALE=<tier>` launches, per experiment: each family's grid and its reference arm."""
+        return _jobs(self.plan(tier), tier)
+
+    def sweep_title(self, experiment: str, fixed: tuple[str, ...], tier: str) -> str:
+        return f"{self.name} / {experiment} {' '.join(fixed) or '(grid)'} ({tier})"
+
+    def report_argv(self) -> list[str]:
+        return ["-m", self.cli]
+
+    def validate(self) -> None:
+        for tier in self.tiers:
+            self.experiment_files(tier)
