@@ -283,7 +283,7 @@ def composed_jobs(experiment: str, overrides: list[str]) -> list[DictConfig]:
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from .sweeps import _compose
+    from .sweep.sweeps import _compose
 
     head = [f"experiment={experiment}", *overrides]
     params = OmegaConf.to_container(_compose(head, hydra_config=True).hydra.sweeper.params or {})
@@ -350,26 +350,28 @@ def _count(n: int) -> str:
     return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M"
 
 
-def paper_plans(paper: str) -> list[JobPlan]:
+def study_plans(name: str) -> list[JobPlan]:
+    """Every paper-scale job of a paper (or of the comparison), planned."""
     from .papers import load
 
-    return [plan for exp in load(paper).experiment_files("paper") for plan in plan_experiment(exp, ["scale=paper"])]
+    return [plan for exp, fixed in load(name, kind=None).plan("paper")
+            for plan in plan_experiment(exp, ["scale=paper", *fixed])]
 
 
 def main(argv: list[str] | None = None) -> None:
     from .cli_args import one_line_parser
-    from .papers import PAPERS
+    from .papers import names
 
     parser = one_line_parser("python -m bench.plan", __doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="experiment=<name> and any other Hydra overrides (scale=paper)")
-    parser.add_argument("--paper", choices=PAPERS, help="every paper-scale experiment of this paper")
+    parser.add_argument("--paper", choices=names(None), help="every paper-scale experiment of this paper (or compare)")
     parser.add_argument("--gpu-gb", type=float, default=USABLE_GB, help=f"usable memory per device (default {USABLE_GB})")
     parser.add_argument("--tflops", type=float, default=DEFAULT_TFLOPS, help="the device's bf16 peak, TFLOP/s")
     parser.add_argument("--mfu", type=float, default=DEFAULT_MFU, help="model-FLOPs utilisation, a fraction")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if args.paper:
-            plans = paper_plans(args.paper)
+            plans = study_plans(args.paper)
         else:
             experiments = [o.split("=", 1)[1] for o in args.overrides if o.startswith("experiment=")]
             if len(experiments) != 1:

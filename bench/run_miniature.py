@@ -73,6 +73,10 @@ def apply_smoke(cfg: DictConfig) -> None:
         cfg.scale.local_data, cfg.scale.require_gpu = True, False
         for key, value in SMOKE_TRAINER.items():
             cfg.trainer[key] = value
+        if cfg.trainer.get("fsdp"):  # one CPU process has nothing to shard (tests/test_fsdp.py shards over two);
+            checkpointing = (cfg.trainer.get("fsdp_config") or {}).get("activation_checkpointing")
+            cfg.trainer.fsdp, cfg.trainer.fsdp_config = "", None   # its activation checkpointing still runs here
+            cfg.trainer.gradient_checkpointing = bool(checkpointing or cfg.trainer.get("gradient_checkpointing"))
         cfg.trainer.per_device_train_batch_size = min(cfg.trainer.per_device_train_batch_size, MAX_DEVICE_BATCH)
         cfg.trainer.per_device_eval_batch_size = min(cfg.trainer.per_device_eval_batch_size, MAX_DEVICE_BATCH)
         cfg.trainer.gradient_accumulation_steps = min(cfg.trainer.gradient_accumulation_steps, MAX_ACCUMULATION)

@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
-from bench.launch import ARRAY_LIMIT, Sweep, split_array
+from bench.sweep.launch import ARRAY_LIMIT, Sweep, split_array
 from bench.papers import PAPERS, load
 from bench.resolvers import run_id
-from bench.sweeps import _compose, sweep_jobs as launched_jobs
+from bench.sweep.sweeps import _compose, sweep_jobs as launched_jobs
 from tests.test_setup_facts import sweep_jobs
 
 PAPER_SCALE = [e for paper in PAPERS for e in load(paper).experiment_files("paper")]

@@ -101,25 +101,27 @@ def test_parameters_are_counted_exactly_on_the_meta_device(tmp_path):
 
 
 def test_a_job_that_does_not_fit_names_the_devices_it_needs(tmp_path):
-    cfg = compose_cfg(["experiment=mora_table1_tulu_fft", "scale=paper", "++trainer.fsdp=", "devices=1"], tmp_path)
+    cfg = compose_cfg(["experiment=mora_table1_tulu_fft", "scale=paper", "resources=default"], tmp_path)
     plan = plan_job(cfg)
     assert plan.full_training and not plan.sharded   # a 7B FFT on one device, replicated: no fp32 master weights
     needed = plan.devices_needed(USABLE_GB * GB)
-    assert needed.endswith("FSDP + checkpointing")
-    assert plan.memory(int(needed.split()[0]), True, True).peak <= USABLE_GB * GB
-    assert plan.memory(int(needed.split()[0]) // 2, True, True).peak > USABLE_GB * GB   # the fewest that fit
+    assert needed.endswith("FSDP + checkpointing + fp32 master")
+    n = int(needed.split()[0])
+    assert plan.memory(n, True, True, master_bytes=4).peak <= USABLE_GB * GB
+    assert plan.memory(n // 2, n // 2 > 1, True, master_bytes=4).peak > USABLE_GB * GB   # the fewest that fit
 
 
-def paper_scale_experiments() -> list[str]:
-    from bench.papers import PAPERS, load
+def paper_scale_sweeps() -> list[tuple[str, tuple[str, ...]]]:
+    from bench.papers import load, names
 
-    return [e for paper in PAPERS for e in load(paper).experiment_files("paper")]
+    return [sweep for name in names(None) for sweep in load(name, kind=None).plan("paper")]
 
 
-@pytest.mark.parametrize("experiment", paper_scale_experiments())
-def test_every_paper_scale_job_fits_a_device_as_configured(experiment):
+@pytest.mark.parametrize("experiment, fixed", paper_scale_sweeps())
+def test_every_paper_scale_job_fits_a_device_as_configured(experiment, fixed):
     from bench.plan import plan_experiment
 
     unfit = [f"{p.label}: {p.configured.peak / GB:.0f} GB, needs {p.devices_needed(USABLE_GB * GB)}"
-             for p in plan_experiment(experiment, ["scale=paper"]) if p.devices_needed(USABLE_GB * GB) != "as configured"]
+             for p in plan_experiment(experiment, ["scale=paper", *fixed])
+             if p.devices_needed(USABLE_GB * GB) != "as configured"]
     assert not unfit, unfit

@@ -20,16 +20,16 @@ from .spec import ComparisonSpec, Family
 
 FAMILIES = (
     Family("memorisation", "Memorisation (MoRA)", "compare_uuid", "final.char_acc", "greater", "character accuracy",
-           "stories260K memorising 64 UUID pairs", "LLaMA-2-7B memorising 10k UUID pairs (MoRA §3)"),
+           "stories260K memorising 64 UUID pairs", "LLaMA-2-7B memorising 10k UUID pairs (MoRA §3)", "fsdp4"),
     Family("pretraining", "Pretraining from scratch (MoRA)", "compare_pretrain", "final.perplexity", "less",
            "held-out perplexity", "tiny_llama (random init) on the shared corpus",
-           "LLaMA-style 250M on C4 (MoRA §5.3)"),
+           "LLaMA-style 250M on C4 (MoRA §5.3)", "fp32"),
     Family("adaptation", "Continual adaptation to new text (OLoRA / COLA)", "compare_adapt", "final.eval_loss", "less",
            "held-out eval loss", "pretrained stories260K on the shared corpus",
-           "LLaMA-2-7B on Alpaca instructions, held-out loss (OLoRA's 7B setting)"),
+           "LLaMA-2-7B on Alpaca instructions, held-out loss (OLoRA's 7B setting)", "fsdp4"),
     Family("classification", "Classification (SaLoRA / COLA)", "compare_classify", "final.acc", "greater", "accuracy",
            "stories260K + head on glue_source (4-way, chance 0.25)",
-           "RoBERTa-base on SST-2 (SaLoRA Table 1)"),
+           "RoBERTa-base on SST-2 (SaLoRA Table 1)", "fp32"),
 )
 # Every method of the suite, in the page's order; labels as the papers print them.
 ARMS = {

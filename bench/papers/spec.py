@@ -93,6 +93,7 @@ class Family:
     unit: str
     small: str        # what the CPU tier runs, in words (its steps are read off the records)
     paper: str        # what the paper-scale experiment runs, in words
+    paper_reference_resources: str = "default"   # conf/resources for the reference arm (FFT) at paper scale
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,15 @@ class ComparisonSpec:
         return names
 
     def plan(self, tier: str) -> Plan:
-        """Per family: the grid, then the reference arm (make compare, make smoke and the records check read it)."""
-        return [(exp, fixed) for exp in self.experiment_files(tier) for fixed in ((), self.reference_run)]
+        """Per family: the grid, then the reference arm (make compare, make smoke and the records check read it),
+        which at paper scale takes its family's resources (fp32 master weights, sharding: python -m bench.plan)."""
+        return [(exp, fixed) for family, exp in zip(self.families, self.experiment_files(tier))
+                for fixed in ((), self.reference_run + self._reference_resources(family, tier))]
+
+    @staticmethod
+    def _reference_resources(family: Family, tier: str) -> tuple[str, ...]:
+        resources = family.paper_reference_resources
+        return (f"resources={resources}",) if tier == "paper" and resources != "default" else ()
 
     def sweeps(self, tier: str) -> dict[str, list[list[str]]]:
         """The jobs `make compare SCALE=<tier>` launches, per experiment: each family's grid and its reference arm."""

@@ -59,6 +59,16 @@ def smoke_jobs(name: str) -> list[tuple[str, tuple[str, ...]]]:
     return load(name, kind=None).plan("paper")
 
 
+def print_plans(plans: dict[str, list[tuple[str, tuple[str, ...]]]]) -> None:
+    """What each paper-scale job needs on a GPU (bench.plan), before its miniature proves that it runs."""
+    from ..plan import USABLE_GB, DEFAULT_MFU, DEFAULT_TFLOPS, plan_experiment, render
+
+    for name, plan in plans.items():
+        jobs = [p for experiment, fixed in plan for p in plan_experiment(experiment, ["scale=paper", *fixed])]
+        print(f"smoke: {name}: the paper-scale plan (python -m bench.plan)\n"
+              + render(jobs, USABLE_GB, DEFAULT_TFLOPS, DEFAULT_MFU), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..papers import names
 
@@ -74,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs_at_once = launch_options(None, None, None, os.environ.get("JOBS")).jobs
     except UserError as err:
         report_and_exit(err)
+    print_plans(plans)
     runs_dir = Path("runs") / "smoke"
     failed, counts = [], {}
     started = time.time()
