@@ -67,7 +67,7 @@ class Row:
     peak_mem_bytes: int | None = None
     predicted_vs_floor: float = 1.0       # the step's arithmetic over the floor's (bench/perf_model.py)
     suite_loop: bool = False              # the suite's Trainer loop (bench/perf_loop.py) instead of the plain loop
-    share_input: bool = True              # False: every adapted layer its own node (methods/shared_input.py off)
+    share_input: bool = True              # False: every adapted layer its own node (methods/fast/shared_input.py off)
 
 
 def rows_for(r: int) -> list[Row]:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Iterator, Sequence
 import torch
 from torch import nn
 
-from .shared_input import group_siblings
+from .fast.shared_input import group_siblings
 
 
 def invalid(method: str, key: str, value: Any, valid: str) -> ValueError:
@@ -33,7 +33,7 @@ class AdapterLinear(nn.Module):
 
     Subclasses implement ``adapter_forward`` (never materialising ΔW, for speed) and
     ``delta_weight`` (dense fp32 ΔW for merging, export and tests). Those whose siblings reading one input can
-    share products (methods/shared_input.py) implement ``group_forward`` and call ``shared_output`` first.
+    share products (methods/fast/shared_input.py) implement ``group_forward`` and call ``shared_output`` first.
     """
 
     input_group = None  # a SharedInputGroup, set by AdapterMethod.apply for siblings that read one input
@@ -155,7 +155,7 @@ class AdapterMethod:
     name: ClassVar[str] = ""
     layer_class: ClassVar[type[AdapterLinear]]
     # Sibling layers that read one input, where the layer class can share their products (``group_forward``);
-    # checked at run time (methods/shared_input.py), so a wrong guess costs a step's extra outputs, never a wrong
+    # checked at run time (methods/fast/shared_input.py), so a wrong guess costs a step's extra outputs, never a wrong
     # result. () turns sharing off.
     shared_input_siblings: tuple[tuple[str, ...], ...] = ()
     low_rank_family: ClassVar[bool] = True  # r must fit min(d, k)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import SIBLINGS_READING_ONE_INPUT, AdapterLinear, AdapterMethod
-from .fused_lora import fusable, lora_group
+from .fast.lora import fusable, lora_group
 
 
 def kaiming_uniform_A(rows: int, cols: int, device=None) -> torch.Tensor:
@@ -50,8 +50,8 @@ class LoraLinear(AdapterLinear):
         return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The fused node (methods/fused_lora.py) where it applies, shared with the siblings that read the same x
-        (methods/shared_input.py); the modules' composition otherwise."""
+        """The fused node (methods/fast/lora.py) where it applies, shared with the siblings that read the same x
+        (methods/fast/shared_input.py); the modules' composition otherwise."""
         if not fusable(x, self.base_layer.weight, self.lora_A):
             return super().forward(x)
         shared = self.shared_output(x)

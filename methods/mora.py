@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import SIBLINGS_READING_ONE_INPUT, AdapterLinear, AdapterMethod, require
-from .fused_mora import BLOCKWISE, add_decompressed_, compress, fused_mode, mora_group
+from .fast.mora import BLOCKWISE, add_decompressed_, compress, mora_group
 
 MORA_TYPES = ("truncation", "sharing", "decoupling", "rotation")
 SHARING_GROUPINGS = ("interleaved", "contiguous")
@@ -116,11 +116,11 @@ class MoraLinear(AdapterLinear):
     def mora_map(self, x: torch.Tensor) -> torch.Tensor:
         return self.decompress(F.linear(self.compress(x), self.mora_M))
 
-    # --- the fast path: each operator as one node (methods/fused_mora.py) ------------------------------
+    # --- the fast path: each operator as one node (methods/fast/mora.py) -------------------------------
     def _fast_path(self, x: torch.Tensor) -> bool:
         """One node in the base's dtype: truncation and sharing (either grouping) where every input is read (k ≥ r̂),
         the compression slices and block sums, the decompression added into the frozen output in place;
-        decoupling and rotation without dropout (methods/fused_mora.py)."""
+        decoupling and rotation without dropout (methods/fast/mora.py)."""
         if self.mora_type in BLOCKWISE:
             applies = isinstance(self.lora_dropout, nn.Identity)
         else:
@@ -139,8 +139,9 @@ class MoraLinear(AdapterLinear):
             return out
         # dropout: the adapter reads another tensor than the frozen layer; the same operators, composed
         x_adapter = self.lora_dropout(x)
-        h = F.linear(compress(x_adapter.reshape(-1, self.in_features), self.r_hat, fused_mode(self)), self.mora_M)
-        return add_decompressed_(self.base_layer(x), h.view(*x.shape[:-1], self.r_hat), fused_mode(self))
+        operator = (self.mora_type, self.sharing_grouping)
+        h = F.linear(compress(x_adapter.reshape(-1, self.in_features), self.r_hat, *operator), self.mora_M)
+        return add_decompressed_(self.base_layer(x), h.view(*x.shape[:-1], self.r_hat), *operator)
 
     @classmethod
     def group_forward(cls, x, layers):

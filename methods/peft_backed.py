@@ -27,8 +27,8 @@ def peft_task_type(model: nn.Module) -> str:
 
 
 class PeftBacked(AdapterMethod):
-    """apply = get_peft_model(model, self.peft_config(task type)), DoRA's and AdaLoRA's layers then computing their
-    forward as one fused node (``methods/peft_fused.py``); merge = peft's merge_and_unload."""
+    """apply = get_peft_model(model, self.peft_config(task type)), DoRA's and AdaLoRA's objects then doing their
+    per-step work on the fast paths (``methods/fast/peft.py``); merge = peft's merge_and_unload."""
 
     def peft_config(self, task_type: str):
         raise NotImplementedError
@@ -36,10 +36,10 @@ class PeftBacked(AdapterMethod):
     def apply(self, model: nn.Module) -> nn.Module:
         from peft import get_peft_model
 
-        from .peft_fused import install_fused_forwards
+        from .fast import peft as fast_peft
 
         model = get_peft_model(model, self.peft_config(peft_task_type(model)))
-        install_fused_forwards(model)
+        fast_peft.install(model)  # the same numbers as peft's classes compute (tests/test_peft_fused.py)
         return model
 
     def merge(self, model: nn.Module) -> nn.Module:
@@ -98,15 +98,6 @@ class AdaLoRA(PeftBacked):
                              lora_dropout=self.dropout, target_modules=self.target_modules, deltaT=self.delta_t,
                              orth_reg_weight=0.0, modules_to_save=self._modules_to_save(), bias=self.bias,
                              **self.schedule(self.total_step or self.PLACEHOLDER_STEPS))
-
-    def apply(self, model: nn.Module) -> nn.Module:
-        from .adalora_allocator import FlatRankAllocator
-        from .peft_fused import skip_zero_weight_regulariser
-
-        model = super().apply(model)
-        FlatRankAllocator.install(model)  # peft's allocator, its per-step work on flat buffers (bitwise the same)
-        skip_zero_weight_regulariser(model)  # peft's regulariser at the weight 0 set above: zeros (bitwise the same)
-        return model
 
     def on_train_begin(self, model: nn.Module, total_steps: int) -> None:
         """An epochs-based run knows its steps only now: the allocator reads the same config object, so set it here."""
