@@ -176,20 +176,28 @@ def _frozen_outputs(x2: torch.Tensor, members: Sequence, add_adapter_: Callable)
     return outs
 
 
-def _frozen_backward(grad_outs: Sequence, members: Sequence, need_x: bool, need_members: Sequence,
-                     decompress_adjoint_: Callable) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
-    """The frozen layers' gradients: every layer's input gradient accumulated into one buffer by the GEMMs (None
-    when x needs none) and each bias's; ``decompress_adjoint_(i, g2)`` writes layer i's decompression adjoint."""
+def _shared_backward(ctx, grad_outs: Sequence, c: torch.Tensor, M_cat: torch.Tensor, members: Sequence,
+                     first_member: int, decompress_adjoint_: Callable):
+    """The gradients both nodes share: the frozen layers' (every layer's input gradient accumulated into one buffer
+    by the GEMMs, None when x needs none, and each bias's), h = c·M_catᵀ's and the M's. ``decompress_adjoint_(g2,
+    out)`` writes a layer's decompression adjoint of its output gradient g2 into ``out``, its slice of h's
+    gradient; ``first_member``: the index of W_1 among the node's inputs. Returns (grad_x, grad_M, grad_members,
+    grad_h)."""
+    r_hat = ctx.r_hat
+    need_x, need_M = ctx.needs_input_grad[:2]
+    need_members = ctx.needs_input_grad[first_member:]
+    grad_h = c.new_empty(c.shape[0], M_cat.shape[0])
     grad_x = None
     grad_members: list[torch.Tensor | None] = []
     for i, grad_out in enumerate(grad_outs):
         weight = members[2 * i]
         g2 = grad_out.reshape(-1, grad_out.shape[-1])
-        decompress_adjoint_(i, g2)
+        decompress_adjoint_(g2, grad_h[:, i * r_hat: (i + 1) * r_hat])
         if need_x:
             grad_x = g2 @ weight if grad_x is None else grad_x.addmm_(g2, weight)
         grad_members += [None, g2.sum(0) if need_members[2 * i + 1] else None]
-    return grad_x, grad_members
+    grad_M = grad_h.t() @ c if need_M else None
+    return grad_x, grad_M, grad_members, grad_h
 
 
 class MoraGroupFunction(torch.autograd.Function):
@@ -210,14 +218,9 @@ class MoraGroupFunction(torch.autograd.Function):
     def backward(ctx, *grad_outs):
         c, M_cat, *members = ctx.saved_tensors
         r_hat, operator = ctx.r_hat, ctx.operator
-        need_x, need_M = ctx.needs_input_grad[:2]
-        need_members = ctx.needs_input_grad[5:]
-        grad_h = c.new_empty(c.shape[0], M_cat.shape[0])
-        grad_x, grad_members = _frozen_backward(
-            grad_outs, members, need_x, need_members,
-            lambda i, g2: decompress_adjoint(g2, r_hat, *operator, grad_h[:, i * r_hat: (i + 1) * r_hat]))
-        grad_M = grad_h.t() @ c if need_M else None
-        if need_x:
+        grad_x, grad_M, grad_members, grad_h = _shared_backward(
+            ctx, grad_outs, c, M_cat, members, 5, lambda g2, out: decompress_adjoint(g2, r_hat, *operator, out))
+        if ctx.needs_input_grad[0]:
             compress_adjoint_(grad_x, grad_h @ M_cat, r_hat, *operator)
             grad_x = grad_x.view(ctx.x_shape)
         return (grad_x, grad_M, None, None, None, *grad_members)
@@ -306,14 +309,9 @@ class MoraBlockFunction(torch.autograd.Function):
     def backward(ctx, *grad_outs):
         c2, M_cat, cos, sin, *members = ctx.saved_tensors
         r_hat, n_blocks = ctx.r_hat, ctx.n_blocks
-        need_x, need_M = ctx.needs_input_grad[:2]
-        need_members = ctx.needs_input_grad[6:]
-        grad_h = c2.new_empty(c2.shape[0], M_cat.shape[0])
-        grad_x, grad_members = _frozen_backward(
-            grad_outs, members, need_x, need_members,
-            lambda i, g2: _blocks_adjoint(g2, grad_h[:, i * r_hat: (i + 1) * r_hat].view(-1, n_blocks, r_hat)))
-        grad_M = grad_h.t() @ c2 if need_M else None
-        if need_x:
+        grad_x, grad_M, grad_members, grad_h = _shared_backward(
+            ctx, grad_outs, c2, M_cat, members, 6, lambda g2, out: _blocks_adjoint(g2, out.view(-1, n_blocks, r_hat)))
+        if ctx.needs_input_grad[0]:
             grad_c = (grad_h @ M_cat).view(-1, n_blocks, r_hat)
             grad_blocks = grad_c if cos is None else _rotate_blocks(grad_c, cos, sin, adjoint=True)
             _unpad_add_(grad_x, grad_blocks.view(grad_x.shape[0], -1))
