@@ -1,13 +1,11 @@
 """Trained adapters out of the suite, in formats the ecosystem loads.
 
 * ``export_peft``: a peft LoRA adapter directory (adapter_config.json + adapter_model.safetensors) that
-  ``PeftModel.from_pretrained(original_base, dir)`` loads and that reproduces the suite's logits. Every
-  low-rank method is written as the exact LoRA it is relative to the *original* weights, scaling folded into
-  B (lora_alpha = r per module, so peft's scale is 1):
-    lora / relora / cola   links concatenated: B' = [s₁B₁ | … | s_cB_c], A' = [A₁; …; A_c]
-    olora                  the residual folded in: B' = [sB | −sB₀], A' = [A; A₀] (rank 2r, as peft's conversion)
-    salora                 components with ẑ = 0 dropped, ẑ folded into B; per-module ranks in rank_pattern
-    mora (sharing, truncation)  the rank-r̂ LoRA it is: A' = f_comp as a matrix, B' = f_decomp(M)
+  ``PeftModel.from_pretrained(original_base, dir)`` loads and that reproduces the suite's logits. A method with
+  ``peft_lora_export`` is written as the exact LoRA it is relative to the *original* weights (its
+  ``lora_factors``), scaling folded into B (lora_alpha = r per module, so peft's scale is 1); per-module ranks in
+  rank_pattern (LoRA's chain links concatenated, OLoRA's residual, SaLoRA's kept components, MoRA's sharing and
+  truncation as the rank-r̂ LoRA they are).
 * ``export_merged``: every method (MoRA rotation/decoupling too) merged into a transformers checkpoint with
   the tokenizer, loadable by AutoModelForCausalLM and lm-eval's ``hf`` model.
 * ``export_own_format``: methods that do not merge (prefix / prompt tuning, bottleneck adapters) and the peft-backed
@@ -37,39 +35,9 @@ from methods import AdapterMethod
 
 from .records import atomic_write_text
 
-PEFT_METHODS = ("lora", "olora", "cola", "salora", "relora", "mora")
 FINAL_STATE = "final_adapter.pt"
 EXPORT_DIR = "export"
 PROBE = "probe.safetensors"  # the suite's logits on PROBE_TEXT: tensors only, nothing a loader could execute
-
-
-def lora_factors(method: AdapterMethod, layer) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(B', A') with ΔW_total = B'A' relative to the original weight, scaling folded into B'; None if not low-rank."""
-    name = method.name
-    if name in ("lora", "relora", "cola", "olora"):
-        links = [*getattr(layer, "retired_links", []), (layer.lora_A.detach(), layer.lora_B.detach(), layer.scaling)]
-        Bs = [s * B.float() for A, B, s in links]
-        As = [A.float() for A, B, s in links]
-        if name == "olora":
-            Bs.append(-layer.scaling * layer.olora_B0.float())
-            As.append(layer.olora_A0.float())
-        return torch.cat(Bs, dim=1), torch.cat(As, dim=0)
-    if name == "salora":
-        gate = layer.effective_gate()
-        z = torch.ones(layer.r, device=layer.lora_B.device) if gate is None else gate.detach().float()
-        kept = z > 0
-        B = layer.scaling * layer.lora_B.detach().float()[:, kept] * z[kept]
-        return B, layer.lora_A.detach().float()[kept]
-    if name == "mora" and layer.mora_type in ("sharing", "truncation"):
-        eye = torch.eye(layer.in_features, device=layer.mora_M.device)
-        A = layer.compress(eye).T.float()                 # r̂ × k: the compression as a matrix
-        B = layer.decompress(layer.mora_M.detach().float().T).T  # d × r̂: decompression applied to M's columns
-        return B, A
-    return None
-
-
-def peft_exportable(method: AdapterMethod) -> bool:
-    return method.name in PEFT_METHODS and (method.name != "mora" or method.mora_type in ("sharing", "truncation"))
 
 
 def export_peft(method: AdapterMethod, model, out_dir: Path, base_model: str, card: dict[str, Any]) -> Path:
@@ -79,9 +47,9 @@ def export_peft(method: AdapterMethod, model, out_dir: Path, base_model: str, ca
     out_dir.mkdir(parents=True, exist_ok=True)
     tensors, rank_pattern, targets = {}, {}, []
     for name, layer in method.adapted_layers(model):
-        factors = lora_factors(method, layer)
+        factors = method.lora_factors(layer) if method.peft_lora_export else None
         if factors is None:
-            raise ValueError(f"method {method.name} ({getattr(method, 'mora_type', '')}) has no exact LoRA form; use the merged export")
+            raise ValueError(f"method {method!r} has no exact LoRA form; use the merged export")
         B, A = factors
         if A.shape[0] == 0:  # SaLoRA pruned every component: the module is left out
             continue
@@ -205,7 +173,7 @@ def write_exports(method: AdapterMethod, model, tokenizer, out: Path, run_dir: P
     if not method.mergeable or hasattr(model, "peft_config"):
         export_own_format(method, model, out / method.name, base, card)
         written[method.name] = method.name
-    elif peft_exportable(method) and cfg.model.source in ("hub", "local"):
+    elif method.peft_lora_export and cfg.model.source in ("hub", "local"):
         export_peft(method, model, out / "peft", base, card)
         written["peft"] = "peft"
     return written
@@ -230,9 +198,9 @@ def save_final_state(method: AdapterMethod, model, run_dir: Path) -> None:
     """What a later `python -m bench.export RUN_DIR` needs: trainable tensors + adapted layers' buffers + method state."""
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()
-             if k in trainable or any(part in k for part in ("lora_", "mora_M", "gate_log_alpha", "olora_"))}
+             if k in trainable or any(part in k for part in method.final_state_keys)}
     knotted = {f"{name}.base_layer.weight": layer.base_layer.weight.detach().cpu() for name, layer in method.adapted_layers(model)
-               if getattr(method, "link_index", 0) > 0}
+               if method.base_weights_changed()}
     tmp = Path(run_dir) / (FINAL_STATE + ".tmp")
     torch.save({"state": {**state, **knotted}, "method": method.state_dict(model)}, tmp)
     tmp.replace(Path(run_dir) / FINAL_STATE)
@@ -322,8 +290,7 @@ def main(argv: list[str] | None = None) -> None:
             raise UserError(f"RUN_DIR={str(run_dir)!r}: {FINAL_STATE} holds no method state; re-run the training "
                             "command (force=true) to rewrite it")
         try:
-            if hasattr(method, "fast_forward"):
-                method.fast_forward(model, int(method_state.get("link_index", 0)))
+            method.restore_structure(model, method_state)
             load_final_state(model, saved, run_dir)
             method.load_state_dict(method_state, model=model)
         except (KeyError, TypeError, ValueError, RuntimeError) as err:

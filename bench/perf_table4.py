@@ -5,7 +5,7 @@ the gates are sampled and the Lagrangian runs) at several batch sizes, on RoBERT
                                 [device=auto] [dtype=float32] [out=results/salora]   (make perf-salora)
 
 Random weights of each model's shape (the paper's numbers are about cost, not quality), a classifier head as the
-paper fine-tunes GLUE, r 8 on the model's target modules. Both rows are timed interleaved in one process (bench/perf.py).
+paper fine-tunes GLUE, r 8 on the model's target modules. Both rows are timed interleaved in one process (bench/perf/).
 Memory: CUDA's peak allocation on a GPU; on CPU the bytes a step holds beyond the frozen weights. The paper's own
 values are not transcribed (bench/published/salora_table4.csv says why), so that column reads n/a.
 """
@@ -20,7 +20,9 @@ import torch
 from omegaconf import OmegaConf
 
 from .errors import UserError, report_and_exit
-from .perf import Bench, Row, measure, median_iqr, parse_args, pick_device, write_outputs
+from .perf.bench import Bench, Row, measure, pick_device
+from .perf.config import parse_args, parse_dotlist
+from .perf.summary import median_iqr, write_outputs
 from .records import require_writable_dir, versions
 from .validate import is_int
 
@@ -34,11 +36,8 @@ def rows() -> list[Row]:
 
 
 def parse(argv: list[str]):
-    for arg in argv:
-        key = arg.split("=", 1)[0]
-        if "=" not in arg or key not in DEFAULTS:
-            raise UserError(f"perf_table4: {arg!r} is not one of {', '.join(f'{k}=…' for k in DEFAULTS)}")
-    cfg = OmegaConf.merge(DEFAULTS, OmegaConf.from_dotlist(argv))
+    cfg = parse_dotlist(argv, DEFAULTS, "perf_table4",
+                        lambda arg, key: f"perf_table4: {arg!r} is not one of {', '.join(f'{k}=…' for k in DEFAULTS)}")
     if not OmegaConf.is_list(cfg.batches) or not cfg.batches or any(not is_int(b) or b < 1 for b in cfg.batches):
         raise UserError(f"perf_table4: batches={cfg.batches!r} is not valid; valid: a list of integers >= 1")
     if not OmegaConf.is_list(cfg.models) or not cfg.models:

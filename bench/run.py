@@ -234,9 +234,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
                                                          batch_size=eval_batch)
         metrics.update({f"{name}/{k}": v for k, v in extra_metrics.items()})
         scored_tasks[name] = {"n": len(rows), "source": source, **extra_provenance}
-    if hasattr(method, "rank_pattern"):
-        metrics["rank_pattern"] = method.rank_pattern(model)
-        metrics["density"] = float(method.density(model))
+    metrics.update(method.final_metrics(model))
     eval_s = time.time() - eval_started
     delta_sv = delta_singular_values(method, model)
     save_final_state(method, model, run_dir)

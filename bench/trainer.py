@@ -19,7 +19,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback
 
-from methods import AdapterMethod, Restarting, swap_optimizer_params
+from methods import AdapterMethod, swap_optimizer_params
 
 from .data import option_mean_logprob
 from .errors import UserError
@@ -61,14 +61,14 @@ class AdapterTrainer(Trainer):
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         scheduler = super().create_scheduler(num_training_steps, optimizer)
-        rewarm = getattr(self.method, "rewarm_factor", None)
-        if rewarm is not None and getattr(self.method, "restart_warmup", 0) and not getattr(scheduler, "jagged", False):
+        factor = self.method.lr_factor
+        if factor is not None and not getattr(scheduler, "jagged", False):
             if not hasattr(scheduler, "lr_lambdas"):
-                raise UserError(f"method.restart_warmup={self.method.restart_warmup} needs a LambdaLR schedule; "
+                raise UserError(f"{self.method!r} scales the learning rate per step, which needs a LambdaLR schedule; "
                                 f"trainer.lr_scheduler_type={self.args.lr_scheduler_type!r} is not one (valid: cosine, "
                                 "linear, constant_with_warmup)")
-            # The jagged schedule multiplies the base one (its warmup and decay stay as they were).
-            scheduler.lr_lambdas = [lambda step, base=base: base(step) * rewarm(step) for base in scheduler.lr_lambdas]
+            # The method's factor (e.g. ReLoRA's jagged schedule) multiplies the base one (its warmup and decay stay).
+            scheduler.lr_lambdas = [lambda step, base=base: base(step) * factor(step) for base in scheduler.lr_lambdas]
             scheduler.jagged = True   # the Trainer may ask again; wrap once
         return scheduler
 
@@ -114,16 +114,14 @@ class MethodHooks(TrainerCallback):
         self.method.before_step(model, state.global_step, progress_of(state))
 
     def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
-        step = getattr(self.method, "lagrangian_step", None)
-        if step is not None:
-            step(model, progress_of(state))
+        self.method.before_optimizer_step(model, progress_of(state))
 
     def on_optimizer_step(self, args, state, control, model=None, **kwargs):
         # Called after optimizer.step() and before zero_grad; global_step still counts the steps done before this one.
         self.method.after_optimizer_step(model, state.global_step)
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
-        if isinstance(self.method, Restarting) and self.method.knot_due(state.global_step):
+        if self.method.knot_due(state.global_step):
             swaps = self.method.tie_knot(model)
             swap_optimizer_params(getattr(optimizer, "optimizer", optimizer), swaps)
 
@@ -211,8 +209,7 @@ class BenchState(TrainerCallback):
     def restore(self, ckpt: Path, model) -> int:
         payload = load_tensor_file(Path(ckpt) / BENCH_STATE)
         state = payload["method"]
-        if hasattr(self.method, "fast_forward"):
-            self.method.fast_forward(model, int(state.get("link_index", 0)))
+        self.method.restore_structure(model, state)
         self.method.load_state_dict(state, model=model)
         self.flops.flops, self.flops._tokens_seen = payload["flops"], payload["tokens_seen"]
         return int(payload["step"])

@@ -4,6 +4,9 @@
     m = build_method("mora", r=8, mora_type="rotation", target_modules=["q_proj", "v_proj"])
     model = m.apply(model)
     plain = m.merge(model)
+
+A method is its math and its hooks (methods/base.py); a new one registers itself (methods/registry.py), from this
+folder or from a plugin module named in LORABENCH_PLUGINS.
 """
 
 from __future__ import annotations
@@ -20,17 +23,19 @@ from .loraplus import LoRAPlus
 from .mora import MORA_TYPES, MoRA
 from .olora import OLoRA
 from .peft_backed import AdaLoRA, DoRA, PrefixTuning, PromptTuning
+from .registry import METHODS, PLUGINS_ENV, load_plugins, register
 from .relora import ReLoRA
 from .remora import ReMoRA
 from .restart import Restarting, swap_optimizer_params
 from .salora import SaLoRA
 
-METHODS: dict[str, type[AdapterMethod]] = {
-    cls.name: cls for cls in (LoRA, OLoRA, COLA, SaLoRA, MoRA, ReLoRA, ReMoRA,
-                              # the papers' baselines
-                              FullFineTuning, DoRA, LoRAPlus, AsyLoRA, AdaLoRA, PrefixTuning, PromptTuning,
-                              HoulsbyAdapter, PfeifferAdapter)
-}
+# In this order: listings and bench.perf's rows follow it.
+for _method in (LoRA, OLoRA, COLA, SaLoRA, MoRA, ReLoRA, ReMoRA,
+                # the papers' baselines
+                FullFineTuning, DoRA, LoRAPlus, AsyLoRA, AdaLoRA, PrefixTuning, PromptTuning,
+                HoulsbyAdapter, PfeifferAdapter):
+    register(_method)
+del _method
 BASELINES = ("fft", "dora", "loraplus", "asylora", "adalora", "prefix", "prompt", "adapter_h", "adapter_p")
 
 
@@ -50,8 +55,11 @@ def build_method(name: str, **kwargs: Any) -> AdapterMethod:
         raise ValueError(f"{name}: invalid hyperparameter ({err}); valid: {accepted}") from None
 
 
+load_plugins()  # last: a plugin module imports this package's names
+
 __all__ = [
-    "METHODS", "MORA_TYPES", "AdapterLinear", "AdapterMethod", "Restarting", "build_method", "swap_optimizer_params",
+    "METHODS", "MORA_TYPES", "PLUGINS_ENV", "AdapterLinear", "AdapterMethod", "Restarting", "build_method", "register",
+    "swap_optimizer_params",
     "COLA", "LoRA", "MoRA", "OLoRA", "ReLoRA", "ReMoRA", "SaLoRA", "BASELINES",
     "AdaLoRA", "AsyLoRA", "DoRA", "FullFineTuning", "HoulsbyAdapter", "LoRAPlus", "PfeifferAdapter", "PrefixTuning",
     "PromptTuning",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .cost import ModelShape
 from .lora import LoRA, LoraLinear
 
 
@@ -34,7 +35,9 @@ class AsyLoraLinear(LoraLinear):
 
 class AsyLoRA(LoRA):
     name = "asylora"
+    label = "AsyLoRA"
     layer_class = AsyLoraLinear
+    peft_lora_export = False  # exported merged, as the papers' other baselines
 
     def __init__(self, *args, train_A: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -45,3 +48,7 @@ class AsyLoRA(LoRA):
 
     def hparams(self) -> dict:
         return {**super().hparams(), "train_A": self.train_A}
+
+    def macs_per_token(self, shape: ModelShape, base: nn.Module, tokens: int, seq_len: int) -> float:
+        """LoRA's products less A's weight gradient: the frozen A needs none, 2·(d+k)·r + d·r."""
+        return float(sum(2 * (t.d + t.k) * self.r + t.d * self.r for t in shape.targets(self.target_modules)))

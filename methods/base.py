@@ -3,19 +3,21 @@
 Each method contributes an :class:`AdapterLinear` subclass (the per-layer math) and an
 :class:`AdapterMethod` subclass (hyperparameters, validation, optional training hooks). The
 bench reaches a method only through the public API below and the hook methods on
-:class:`AdapterMethod`; every hook has a no-op default so plain methods need none.
+:class:`AdapterMethod` — training, export, resume, cost and labels —, never by its name; every hook
+has a default, so a plain method overrides only what it changes.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from .shared_input import group_siblings
+from .cost import ModelShape, PerfVariant
+from .fast.shared_input import group_siblings
+from .targets import module_matches
 
 
 def invalid(method: str, key: str, value: Any, valid: str) -> ValueError:
@@ -33,7 +35,7 @@ class AdapterLinear(nn.Module):
 
     Subclasses implement ``adapter_forward`` (never materialising ΔW, for speed) and
     ``delta_weight`` (dense fp32 ΔW for merging, export and tests). Those whose siblings reading one input can
-    share products (methods/shared_input.py) implement ``group_forward`` and call ``shared_output`` first.
+    share products (methods/fast/shared_input.py) implement ``group_forward`` and call ``shared_output`` first.
     """
 
     input_group = None  # a SharedInputGroup, set by AdapterMethod.apply for siblings that read one input
@@ -116,13 +118,6 @@ def orthogonality_gaps(matrices: Sequence[torch.Tensor], squared: bool = True) -
     return torch.cat(gaps)
 
 
-def _module_matches(name: str, target_modules: str | Sequence[str]) -> bool:
-    """peft's rule: a string is a regex on the full name; a list matches the name or its last components."""
-    if isinstance(target_modules, str):
-        return re.fullmatch(target_modules, name) is not None
-    return any(name == t or name.endswith("." + t) for t in target_modules)
-
-
 def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
@@ -146,20 +141,38 @@ class AdapterMethod:
       * ``extra_optimizers(model)`` — optimizers the method steps itself (SaLoRA gates and λ).
       * ``build_optimizer(model, optimizer_cls, lr, weight_decay, **kw)`` — one group of ``trainable_parameters``;
         LoRA+ brings its own groups.
+      * ``lr_factor`` — a per-step multiplier of the learning-rate schedule, or None (ReLoRA's jagged schedule).
+      * ``before_optimizer_step(model, progress)`` — after backward, before the step (SaLoRA's gates and λ).
       * ``after_optimizer_step(model, step)`` — after the step, before gradients are zeroed (AdaLoRA's allocator).
       * ``knot_due(step)`` / ``tie_knot(model)`` — COLA/ReLoRA/ReMoRA restarts.
-      * ``log_stats(model)`` — floats for metrics.jsonl.
-      * ``state_dict()`` / ``load_state_dict()`` — method state that must survive a resume.
+      * ``log_stats(model)`` — floats for metrics.jsonl; ``final_metrics(model)`` — what result.json adds at the end.
+      * ``state_dict()`` / ``load_state_dict()`` — method state that must survive a resume;
+        ``restore_structure(model, state)`` — the shapes that state needs, rebuilt before it loads.
+
+    Export hooks: ``peft_lora_export`` / ``lora_factors(layer)`` (the exact LoRA a layer is),
+    ``final_state_keys`` and ``base_weights_changed()`` (what final_adapter.pt must hold). Cost hooks (``bench.perf``):
+    ``perf_rows()``, ``perf_kwargs(...)``, ``one_time_cost``, ``restarts_per_epoch(...)``, ``macs_per_token(...)``.
+    Label hooks (``bench.report``, on a run record's method node): ``label``, ``table_label``, ``rank_label``,
+    ``setting_label``.
     """
 
     name: ClassVar[str] = ""
     layer_class: ClassVar[type[AdapterLinear]]
     # Sibling layers that read one input, where the layer class can share their products (``group_forward``);
-    # checked at run time (methods/shared_input.py), so a wrong guess costs a step's extra outputs, never a wrong
+    # checked at run time (methods/fast/shared_input.py), so a wrong guess costs a step's extra outputs, never a wrong
     # result. () turns sharing off.
     shared_input_siblings: tuple[tuple[str, ...], ...] = ()
     low_rank_family: ClassVar[bool] = True  # r must fit min(d, k)
     mergeable: ClassVar[bool] = True        # False: merge() raises one line (non-linear or virtual-token methods)
+    label: ClassVar[str] = ""               # the method's name in tables (default: ``name``)
+    rankless: ClassVar[bool] = False        # r is accepted and ignored: tables read "–" for its rank
+    peft_lora_export: ClassVar[bool] = False  # export writes a peft LoRA adapter from ``lora_factors``
+    # Substrings of the state keys final_adapter.pt keeps beyond the trainable tensors: buffers and frozen factors a
+    # re-export needs (OLoRA's initial factors, AsyLoRA's frozen A).
+    final_state_keys: ClassVar[tuple[str, ...]] = ()
+    # What ``bench.perf`` times once rather than per step: "init" (``apply``, e.g. OLoRA's QR), "restart"
+    # (``tie_knot``, amortised over ``restarts_per_epoch``), or None.
+    one_time_cost: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -236,7 +249,7 @@ class AdapterMethod:
         targets = [
             (name, module)
             for name, module in model.named_modules()
-            if isinstance(module, nn.Linear) and _module_matches(name, self.target_modules)
+            if isinstance(module, nn.Linear) and module_matches(name, self.target_modules)
         ]
         if not targets:
             linear_names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
@@ -256,7 +269,7 @@ class AdapterMethod:
             return
         matched = False
         for name, module in model.named_modules():
-            if _module_matches(name, self.modules_to_save) and not isinstance(module, AdapterLinear):
+            if module_matches(name, self.modules_to_save) and not isinstance(module, AdapterLinear):
                 matched = True
                 for param in module.parameters():
                     param.requires_grad_(True)
@@ -279,13 +292,30 @@ class AdapterMethod:
                         **kwargs: Any) -> torch.optim.Optimizer:
         return optimizer_cls([{"params": self.trainable_parameters(model), "weight_decay": weight_decay}], lr=lr, **kwargs)
 
+    @property
+    def lr_factor(self) -> Callable[[int], float] | None:
+        """A multiplier of the schedule's learning rate at each optimizer step count (a LambdaLR's view), or None."""
+        return None
+
+    def before_optimizer_step(self, model: nn.Module, progress: float) -> None:
+        pass
+
     def after_optimizer_step(self, model: nn.Module, step: int) -> None:
         pass
 
     def knot_due(self, step: int) -> bool:
         return False
 
+    def tie_knot(self, model: nn.Module) -> list[tuple[nn.Parameter, nn.Parameter]]:
+        """Fold the adapter into the base and start a fresh one; returns the (retired, fresh) parameter pairs whose
+        optimizer state must go. Only methods whose ``knot_due`` ever says so do anything."""
+        return []
+
     def log_stats(self, model: nn.Module) -> dict[str, float]:
+        return {}
+
+    def final_metrics(self, model: nn.Module) -> dict[str, Any]:
+        """Metrics of the trained method itself that result.json records beside the task's (e.g. kept ranks)."""
         return {}
 
     def state_dict(self, model: nn.Module | None = None) -> dict[str, Any]:
@@ -293,6 +323,58 @@ class AdapterMethod:
 
     def load_state_dict(self, state: dict[str, Any], model: nn.Module | None = None) -> None:
         pass
+
+    def restore_structure(self, model: nn.Module, state: dict[str, Any]) -> None:
+        """Before a saved model state loads into a freshly applied model: give it the shapes ``state`` (this method's
+        ``state_dict``) was saved with (e.g. the link a chain had reached)."""
+
+    # ------------------------------------------------------------------ export hooks
+    def lora_factors(self, layer: AdapterLinear) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(B', A') with the layer's whole-run ΔW = B'·A' relative to the original weight, scaling folded into B';
+        None where the layer is not exactly a LoRA."""
+        return None
+
+    def base_weights_changed(self) -> bool:
+        """Whether training wrote into the frozen base weights (a knot folded an adapter in): final_adapter.pt then
+        keeps the adapted layers' base weights too."""
+        return False
+
+    # ------------------------------------------------------------------ cost hooks (bench.perf)
+    @classmethod
+    def perf_rows(cls) -> list[PerfVariant]:
+        """The rows ``bench.perf`` times this method under."""
+        return [PerfVariant(cls.name)]
+
+    @classmethod
+    def perf_kwargs(cls, epoch_steps: int, restart_every: int) -> dict[str, Any]:
+        """Hyperparameters a perf row needs from the benchmark's own settings (its epoch, its restart period)."""
+        return {}
+
+    def restarts_per_epoch(self, epoch_steps: int) -> float:
+        """How many of its "restart" one-time costs an epoch of ``epoch_steps`` optimizer steps holds."""
+        return 0.0
+
+    def macs_per_token(self, shape: ModelShape, base: nn.Module, tokens: int, seq_len: int) -> float:
+        """The multiply-accumulates per token a training step adds to the frozen model's forward and input-gradient
+        backward (methods/cost.py), on ``base`` (the model before ``apply``) of ``shape``, ``tokens`` per step in
+        sequences of ``seq_len``."""
+        raise NotImplementedError(f"{self.name}: no macs_per_token, so bench.perf cannot hold its step to its arithmetic")
+
+    # ------------------------------------------------------------------ label hooks (bench.report)
+    # On a run record's method node (a dict): records are read long after the run, and building the method would
+    # re-validate hyperparameters that may since have changed.
+    @classmethod
+    def table_label(cls, cfg: Mapping[str, Any]) -> str:
+        return cls.label or cls.name
+
+    @classmethod
+    def rank_label(cls, cfg: Mapping[str, Any]) -> str:
+        return "–" if cls.rankless else str(cfg.get("r"))
+
+    @classmethod
+    def setting_label(cls, cfg: Mapping[str, Any]) -> str:
+        """The run's variant of the method where a table separates them (e.g. MoRA's operator); "" for none."""
+        return ""
 
     def hparams(self) -> dict[str, Any]:
         return {

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import AdapterMethod, invalid, require
+from .cost import ModelShape
 
 # The sublayer output projections per architecture (model.config.model_type): (attention, feed-forward).
 OUTPUT_PROJECTIONS = {
@@ -91,14 +92,21 @@ class Bottleneck(AdapterMethod):
     def hparams(self) -> dict:
         return {"bottleneck": self.bottleneck, "activation": self.activation, "positions": len(self.positions)}
 
+    def macs_per_token(self, shape: ModelShape, base: nn.Module, tokens: int, seq_len: int) -> float:
+        """A bottleneck of width m after each wrapped projection of width d: 3·2·d·m."""
+        wrapped = {name for name, _ in self.target_layers(base)}
+        return float(sum(3 * 2 * lin.d * self.bottleneck for lin in shape.linears if lin.name in wrapped))
+
 
 class HoulsbyAdapter(Bottleneck):
     name = "adapter_h"
+    label = "Adapter^H"
     positions = (0, 1)
     activation = "swish"
 
 
 class PfeifferAdapter(Bottleneck):
     name = "adapter_p"
+    label = "Adapter^P"
     positions = (1,)
     activation = "relu"

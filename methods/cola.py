@@ -8,15 +8,19 @@ kaiming-uniform (``link_init="gaussian"``: N(0, 1/r)), its B zero, so every knot
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from torch import nn
 
 from .base import require
+from .cost import PerfVariant
 from .lora import A_INITS, LoRA, LoraLinear
 from .restart import ParamSwap, Restarting, check_fraction_list
 
 
 class COLA(Restarting, LoRA):
     name = "cola"
+    label = "COLA"
 
     def __init__(self, knots=(0.6,), ranks=None, link_init: str = "kaiming", **kwargs):
         super().__init__(**kwargs)
@@ -46,3 +50,23 @@ class COLA(Restarting, LoRA):
 
     def hparams(self) -> dict:
         return {**super().hparams(), "knots": self.knots, "ranks": self.ranks, "link_init": self.link_init}
+
+    def restarts_per_epoch(self, epoch_steps: int) -> float:
+        return len(self.knots)  # the whole chain's knots fall inside the run the benchmark's epoch stands for
+
+    @classmethod
+    def perf_rows(cls) -> list[PerfVariant]:
+        return [PerfVariant("cola (2 links)", {"knots": [0.5]}, goals=(("vs_lora", 1.02, None),))]
+
+    @classmethod
+    def table_label(cls, cfg: Mapping[str, Any]) -> str:
+        return cls.label if cfg.get("knots") else "LoRA"  # a chain of length 1 is plain LoRA
+
+    @classmethod
+    def rank_label(cls, cfg: Mapping[str, Any]) -> str:
+        ranks = cfg.get("ranks")
+        return f"{ranks[0]}->{ranks[1]}" if ranks and len(ranks) == 2 else super().rank_label(cfg)  # a step-down
+
+    @classmethod
+    def setting_label(cls, cfg: Mapping[str, Any]) -> str:
+        return f"chain length {len(cfg.get('knots') or []) + 1}"

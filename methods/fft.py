@@ -9,11 +9,14 @@ from __future__ import annotations
 from torch import nn
 
 from .base import AdapterMethod
+from .cost import ModelShape
 
 
 class FullFineTuning(AdapterMethod):
     name = "fft"
+    label = "FFT"
     low_rank_family = False
+    rankless = True
 
     def apply(self, model: nn.Module) -> nn.Module:
         for param in model.parameters():
@@ -25,3 +28,7 @@ class FullFineTuning(AdapterMethod):
 
     def hparams(self) -> dict:
         return {}
+
+    def macs_per_token(self, shape: ModelShape, base: nn.Module, tokens: int, seq_len: int) -> float:
+        """Every linear layer's weight gradient, F_linear."""
+        return shape.linear_macs()

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import SIBLINGS_READING_ONE_INPUT, AdapterLinear, AdapterMethod
-from .fused_lora import fusable, lora_group
+from .cost import ModelShape, low_rank_macs
+from .fast.lora import fusable, lora_group
 
 
 def kaiming_uniform_A(rows: int, cols: int, device=None) -> torch.Tensor:
@@ -50,8 +51,8 @@ class LoraLinear(AdapterLinear):
         return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The fused node (methods/fused_lora.py) where it applies, shared with the siblings that read the same x
-        (methods/shared_input.py); the modules' composition otherwise."""
+        """The fused node (methods/fast/lora.py) where it applies, shared with the siblings that read the same x
+        (methods/fast/shared_input.py); the modules' composition otherwise."""
         if not fusable(x, self.base_layer.weight, self.lora_A):
             return super().forward(x)
         shared = self.shared_output(x)
@@ -100,8 +101,22 @@ class LoraLinear(AdapterLinear):
 
 class LoRA(AdapterMethod):
     name = "lora"
+    label = "LoRA"
     layer_class = LoraLinear
     shared_input_siblings = SIBLINGS_READING_ONE_INPUT
+    peft_lora_export = True
+    final_state_keys = ("lora_",)
 
     def make_layer(self, name: str, base_layer: nn.Linear) -> AdapterLinear:
         return self.layer_class(base_layer, self.r, self.scaling, self.dropout)
+
+    def lora_factors(self, layer: LoraLinear) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every link of the chain (the retired ones a knot folded into the base, then the live one) side by side:
+        B' = [s₁B₁ | … | s_cB_c], A' = [A₁; …; A_c]."""
+        links = [*layer.retired_links, (layer.lora_A.detach(), layer.lora_B.detach(), layer.scaling)]
+        Bs = [s * B.float() for A, B, s in links]
+        As = [A.float() for A, B, s in links]
+        return torch.cat(Bs, dim=1), torch.cat(As, dim=0)
+
+    def macs_per_token(self, shape: ModelShape, base: nn.Module, tokens: int, seq_len: int) -> float:
+        return float(low_rank_macs(shape.targets(self.target_modules), self.r))

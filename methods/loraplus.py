@@ -18,6 +18,8 @@ from .lora import LoRA
 
 class LoRAPlus(LoRA):
     name = "loraplus"
+    label = "LoRA+"
+    peft_lora_export = False  # exported merged, as the papers' other baselines
 
     def __init__(self, *args, lr_ratio: float = 4.0, **kwargs):
         super().__init__(*args, **kwargs)

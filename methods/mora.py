@@ -26,13 +26,15 @@ Forward is reshapes, sums and one matmul; ``delta_weight`` pushes the identity t
 from __future__ import annotations
 
 import math
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .base import SIBLINGS_READING_ONE_INPUT, AdapterLinear, AdapterMethod, require
-from .fused_mora import BLOCKWISE, add_decompressed_, compress, fused_mode, mora_group
+from .cost import ModelShape, PerfVariant
+from .fast.mora import BLOCKWISE, add_decompressed_, compress, mora_group
 
 MORA_TYPES = ("truncation", "sharing", "decoupling", "rotation")
 SHARING_GROUPINGS = ("interleaved", "contiguous")
@@ -116,11 +118,11 @@ class MoraLinear(AdapterLinear):
     def mora_map(self, x: torch.Tensor) -> torch.Tensor:
         return self.decompress(F.linear(self.compress(x), self.mora_M))
 
-    # --- the fast path: each operator as one node (methods/fused_mora.py) ------------------------------
+    # --- the fast path: each operator as one node (methods/fast/mora.py) -------------------------------
     def _fast_path(self, x: torch.Tensor) -> bool:
         """One node in the base's dtype: truncation and sharing (either grouping) where every input is read (k ≥ r̂),
         the compression slices and block sums, the decompression added into the frozen output in place;
-        decoupling and rotation without dropout (methods/fused_mora.py)."""
+        decoupling and rotation without dropout (methods/fast/mora.py)."""
         if self.mora_type in BLOCKWISE:
             applies = isinstance(self.lora_dropout, nn.Identity)
         else:
@@ -139,8 +141,9 @@ class MoraLinear(AdapterLinear):
             return out
         # dropout: the adapter reads another tensor than the frozen layer; the same operators, composed
         x_adapter = self.lora_dropout(x)
-        h = F.linear(compress(x_adapter.reshape(-1, self.in_features), self.r_hat, fused_mode(self)), self.mora_M)
-        return add_decompressed_(self.base_layer(x), h.view(*x.shape[:-1], self.r_hat), fused_mode(self))
+        operator = (self.mora_type, self.sharing_grouping)
+        h = F.linear(compress(x_adapter.reshape(-1, self.in_features), self.r_hat, *operator), self.mora_M)
+        return add_decompressed_(self.base_layer(x), h.view(*x.shape[:-1], self.r_hat), *operator)
 
     @classmethod
     def group_forward(cls, x, layers):
@@ -202,9 +205,12 @@ class MoraLinear(AdapterLinear):
 
 class MoRA(AdapterMethod):
     name = "mora"
+    label = "MoRA"
     layer_class = MoraLinear
     shared_input_siblings = SIBLINGS_READING_ONE_INPUT
     low_rank_family = False  # r only sets the parameter budget; r̂ may exceed min(d, k)
+    final_state_keys = ("mora_M",)
+    LORA_FORM = ("sharing", "truncation")  # operators that are a rank-r̂ LoRA: compress and decompress are linear maps
 
     def __init__(self, mora_type: str = "sharing", **kwargs):
         super().__init__(**kwargs)
@@ -226,3 +232,36 @@ class MoRA(AdapterMethod):
 
     def hparams(self) -> dict:
         return {**super().hparams(), "mora_type": self.mora_type}
+
+    @property
+    def peft_lora_export(self) -> bool:
+        return self.mora_type in self.LORA_FORM
+
+    def lora_factors(self, layer: MoraLinear) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The rank-r̂ LoRA the layer is: A' = f_comp as a matrix, B' = f_decomp applied to M's columns."""
+        if not self.peft_lora_export:
+            return None
+        eye = torch.eye(layer.in_features, device=layer.mora_M.device)
+        A = layer.compress(eye).T.float()                 # r̂ × k: the compression as a matrix
+        B = layer.decompress(layer.mora_M.detach().float().T).T  # d × r̂: decompression applied to M's columns
+        return B, A
+
+    @classmethod
+    def perf_rows(cls) -> list[PerfVariant]:
+        lora_parity = (("vs_lora", 1.00, None),)  # the operators that are a LoRA are held to LoRA's step
+        return [PerfVariant(f"mora ({t})", {"mora_type": t}, goals=lora_parity if t in cls.LORA_FORM else ())
+                for t in MORA_TYPES]
+
+    def macs_per_token(self, shape: ModelShape, base: nn.Module, tokens: int, seq_len: int) -> float:
+        """3·r̂² per target for truncation and sharing; 3·c·r̂² for decoupling and rotation, M on each of the
+        c = ⌈k/r̂⌉ blocks."""
+        total = 0.0
+        for t in shape.targets(self.target_modules):
+            r_hat = mora_rank(t.d, t.k, self.r, self.mora_type)
+            blocks = math.ceil(t.k / r_hat) if self.mora_type in BLOCKWISE else 1
+            total += 3 * blocks * r_hat * r_hat
+        return total
+
+    @classmethod
+    def setting_label(cls, cfg: Mapping[str, Any]) -> str:
+        return f"operator={cfg['mora_type']}" if "mora_type" in cfg else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .cost import PerfVariant
 from .lora import LoRA, LoraLinear
 
 
@@ -33,4 +34,18 @@ class OLoraLinear(LoraLinear):
 
 class OLoRA(LoRA):
     name = "olora"
+    label = "OLoRA"
     layer_class = OLoraLinear
+    final_state_keys = ("lora_", "olora_")  # the initial factors: the original weight is residual + s·B₀·A₀
+    one_time_cost = "init"                  # the QR of every target weight, once
+
+    def lora_factors(self, layer: OLoraLinear) -> tuple[torch.Tensor, torch.Tensor]:
+        """The residual folded in, relative to the original weight: B' = [sB | −sB₀], A' = [A; A₀] (rank 2r, as
+        peft's conversion)."""
+        B, A = super().lora_factors(layer)
+        return (torch.cat([B, -layer.scaling * layer.olora_B0.float()], dim=1),
+                torch.cat([A, layer.olora_A0.float()], dim=0))
+
+    @classmethod
+    def perf_rows(cls) -> list[PerfVariant]:
+        return [PerfVariant(cls.name, goals=(("vs_lora", 1.02, None),))]

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .base import AdapterMethod, orthogonality_gaps, require
+from .cost import ModelShape, PerfVariant, low_rank_macs, orthogonal_regulariser_macs
 
 
 def peft_task_type(model: nn.Module) -> str:
@@ -27,8 +28,10 @@ def peft_task_type(model: nn.Module) -> str:
 
 
 class PeftBacked(AdapterMethod):
-    """apply = get_peft_model(model, self.peft_config(task type)), DoRA's and AdaLoRA's layers then computing their
-    forward as one fused node (``methods/peft_fused.py``); merge = peft's merge_and_unload."""
+    """apply = get_peft_model(model, self.peft_config(task type)), DoRA's and AdaLoRA's objects then doing their
+    per-step work on the fast paths (``methods/fast/peft.py``); merge = peft's merge_and_unload."""
+
+    final_state_keys = ("lora_",)
 
     def peft_config(self, task_type: str):
         raise NotImplementedError
@@ -36,10 +39,10 @@ class PeftBacked(AdapterMethod):
     def apply(self, model: nn.Module) -> nn.Module:
         from peft import get_peft_model
 
-        from .peft_fused import install_fused_forwards
+        from .fast import peft as fast_peft
 
         model = get_peft_model(model, self.peft_config(peft_task_type(model)))
-        install_fused_forwards(model)
+        fast_peft.install(model)  # the same numbers as peft's classes compute (tests/test_peft_fused.py)
         return model
 
     def merge(self, model: nn.Module) -> nn.Module:
@@ -53,6 +56,7 @@ class PeftBacked(AdapterMethod):
 
 class DoRA(PeftBacked):
     name = "dora"
+    label = "DoRA"
 
     def peft_config(self, task_type: str):
         from peft import LoraConfig
@@ -61,9 +65,15 @@ class DoRA(PeftBacked):
                           target_modules=self.target_modules, use_rslora=self.use_rslora, use_dora=True,
                           modules_to_save=self._modules_to_save(), bias=self.bias)
 
+    def macs_per_token(self, shape: ModelShape, base: nn.Module, tokens: int, seq_len: int) -> float:
+        """LoRA's products plus the column norm of W + s·BA once a step (d·k·r, detached as in peft)."""
+        targets = shape.targets(self.target_modules)
+        return float(low_rank_macs(targets, self.r) + sum(t.d * t.k * self.r for t in targets) / tokens)
+
 
 class AdaLoRA(PeftBacked):
     name = "adalora"
+    label = "AdaLoRA"
 
     PLACEHOLDER_STEPS = 1000  # peft wants a total at construction; the real one arrives in on_train_begin
 
@@ -98,15 +108,6 @@ class AdaLoRA(PeftBacked):
                              lora_dropout=self.dropout, target_modules=self.target_modules, deltaT=self.delta_t,
                              orth_reg_weight=0.0, modules_to_save=self._modules_to_save(), bias=self.bias,
                              **self.schedule(self.total_step or self.PLACEHOLDER_STEPS))
-
-    def apply(self, model: nn.Module) -> nn.Module:
-        from .adalora_allocator import FlatRankAllocator
-        from .peft_fused import skip_zero_weight_regulariser
-
-        model = super().apply(model)
-        FlatRankAllocator.install(model)  # peft's allocator, its per-step work on flat buffers (bitwise the same)
-        skip_zero_weight_regulariser(model)  # peft's regulariser at the weight 0 set above: zeros (bitwise the same)
-        return model
 
     def on_train_begin(self, model: nn.Module, total_steps: int) -> None:
         """An epochs-based run knows its steps only now: the allocator reads the same config object, so set it here."""
@@ -163,12 +164,26 @@ class AdaLoRA(PeftBacked):
         return {**super().hparams(), "budget": self.budget, "target_r": self.target_r, "t_start": self.t_start,
                 "t_end": self.t_end, "orth_reg_weight": self.orth_reg_weight}
 
+    @classmethod
+    def perf_rows(cls) -> list[PerfVariant]:
+        return [PerfVariant("adalora (in window)", progress=0.25)]  # its allocator prunes between 0.1 and 0.4
+
+    @classmethod
+    def perf_kwargs(cls, epoch_steps: int, restart_every: int) -> dict[str, Any]:
+        return {"total_step": epoch_steps}
+
+    def macs_per_token(self, shape: ModelShape, base: nn.Module, tokens: int, seq_len: int) -> float:
+        """LoRA's products at the initial rank r plus P's and Q's orthogonal regulariser."""
+        targets = shape.targets(self.target_modules)
+        return float(low_rank_macs(targets, self.r) + orthogonal_regulariser_macs(targets, self.r, tokens))
+
 
 class VirtualTokens(PeftBacked):
     """Prefix- and prompt-tuning: ``num_virtual_tokens`` trained positions; no rank, nothing to merge."""
 
     low_rank_family = False
     mergeable = False
+    rankless = True
 
     def __init__(self, *args, num_virtual_tokens: int = 20, **kwargs):
         super().__init__(*args, **kwargs)
@@ -185,6 +200,7 @@ class PrefixTuning(VirtualTokens):
     values), the same parameterisation in ``methods/encoder_prefix.py``."""
 
     name = "prefix"
+    label = "Prefix"
 
     def apply(self, model: nn.Module) -> nn.Module:
         if peft_task_type(model) == "SEQ_CLS" and not _takes_past_key_values(model):
@@ -203,6 +219,10 @@ class PrefixTuning(VirtualTokens):
         return PrefixTuningConfig(task_type=task_type, num_virtual_tokens=self.num_virtual_tokens,
                                   modules_to_save=self._modules_to_save())
 
+    def macs_per_token(self, shape: ModelShape, base: nn.Module, tokens: int, seq_len: int) -> float:
+        """P more keys and values per layer: 3·2·P·heads·head_dim."""
+        return float(shape.layers * 3 * 2 * self.num_virtual_tokens * shape.attention_width)
+
 
 def _takes_past_key_values(model: nn.Module) -> bool:
     """peft's test for its prefix path: the model's forward or its backbone's takes ``past_key_values``."""
@@ -214,9 +234,15 @@ def _takes_past_key_values(model: nn.Module) -> bool:
 
 class PromptTuning(VirtualTokens):
     name = "prompt"
+    label = "Prompt"
 
     def peft_config(self, task_type: str):
         from peft import PromptTuningConfig
 
         return PromptTuningConfig(task_type=task_type, num_virtual_tokens=self.num_virtual_tokens,
                                   modules_to_save=self._modules_to_save())
+
+    def macs_per_token(self, shape: ModelShape, base: nn.Module, tokens: int, seq_len: int) -> float:
+        """Every sequence P tokens longer: the whole step at L + P, per token of the L the batch holds."""
+        length = seq_len + self.num_virtual_tokens
+        return 2 * shape.forward_macs(length) * length / seq_len - 2 * shape.forward_macs(seq_len)

@@ -9,6 +9,7 @@ from .restart import ParamSwap, PeriodicRestart
 
 class ReLoRA(PeriodicRestart, LoRA):
     name = "relora"
+    label = "ReLoRA"
 
     def next_link(self, layer: LoraLinear, link_index: int) -> list[ParamSwap]:
         retired = [layer.lora_A, layer.lora_B]

@@ -6,7 +6,7 @@ N steps). A method mixes in :class:`Restarting`, supplies ``knot_schedule`` and 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -21,6 +21,7 @@ class Restarting:
 
     link_index: int = 0
     _knot_steps: list[int] = []
+    one_time_cost = "restart"  # bench.perf times a knot once and spreads it over restarts_per_epoch
 
     def knot_schedule(self, total_steps: int) -> list[int]:
         raise NotImplementedError
@@ -56,6 +57,12 @@ class Restarting:
             for _, layer in self.adapted_layers(model):
                 self.next_link(layer, index)
         self.link_index = link_index
+
+    def restore_structure(self, model: nn.Module, state: dict[str, Any]) -> None:
+        self.fast_forward(model, int(state.get("link_index", 0)))
+
+    def base_weights_changed(self) -> bool:
+        return self.link_index > 0
 
     def log_stats(self, model: nn.Module) -> dict[str, float]:
         return {"link": float(self.link_index)}
@@ -104,6 +111,17 @@ class PeriodicRestart(Restarting):
 
     def knot_schedule(self, total_steps: int) -> list[int]:
         return list(range(self.restart_every, total_steps, self.restart_every))
+
+    @classmethod
+    def perf_kwargs(cls, epoch_steps: int, restart_every: int) -> dict[str, Any]:
+        return {"restart_every": restart_every}
+
+    def restarts_per_epoch(self, epoch_steps: int) -> float:
+        return epoch_steps / self.restart_every
+
+    @property
+    def lr_factor(self) -> Callable[[int], float] | None:
+        return self.rewarm_factor if self.restart_warmup else None
 
     def rewarm_factor(self, step: int) -> float:
         """ReLoRA's jagged schedule (Lialin et al. 2023, Fig. 2): at every restart the learning rate drops to zero and

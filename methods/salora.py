@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .base import orthogonality_gaps, require
+from .cost import ModelShape, PerfVariant, low_rank_macs, orthogonal_regulariser_macs
 from .lora import LoRA, LoraLinear
 
 GATE_MODES = ("dense", "stochastic", "frozen")
@@ -91,7 +92,9 @@ class SaloraLinear(LoraLinear):
 
 class SaLoRA(LoRA):
     name = "salora"
+    label = "SaLoRA"
     layer_class = SaloraLinear
+    final_state_keys = ("lora_", "gate_log_alpha")
 
     def __init__(self, beta: float = 0.1, target_density: float = 0.5, lr_constraint: float = 0.01,
                  t_start: float = 0.1, t_end: float = 0.4, temperature: float = 1.0, gamma: float = -0.1,
@@ -178,6 +181,9 @@ class SaLoRA(LoRA):
             self._gate_optimizer = torch.optim.Adam(gates, lr=self.lr_constraint, fused=fused)
         return [self._gate_optimizer, self._lambda_optimizer]
 
+    def before_optimizer_step(self, model: nn.Module, progress: float) -> None:
+        self.lagrangian_step(model, progress)
+
     def lagrangian_step(self, model: nn.Module, progress: float) -> None:
         """After backward: gates descend and λ ascends, inside the window only; grads are cleared always."""
         gate_opt, lambda_opt = self.extra_optimizers(model)
@@ -192,6 +198,28 @@ class SaLoRA(LoRA):
     # --- reporting ----------------------------------------------------------------------------------
     def rank_pattern(self, model: nn.Module) -> dict[str, int]:
         return {name: layer.kept_rank() for name, layer in self.adapted_layers(model)}
+
+    def final_metrics(self, model: nn.Module) -> dict[str, Any]:
+        return {"rank_pattern": self.rank_pattern(model), "density": float(self.density(model))}
+
+    def lora_factors(self, layer: SaloraLinear) -> tuple[torch.Tensor, torch.Tensor]:
+        """The components with ẑ > 0, ẑ folded into B (a module whose every component was pruned has rank 0)."""
+        gate = layer.effective_gate()
+        z = torch.ones(layer.r, device=layer.lora_B.device) if gate is None else gate.detach().float()
+        kept = z > 0
+        B = layer.scaling * layer.lora_B.detach().float()[:, kept] * z[kept]
+        return B, layer.lora_A.detach().float()[kept]
+
+    # --- cost -----------------------------------------------------------------------------------------
+    @classmethod
+    def perf_rows(cls) -> list[PerfVariant]:
+        """Inside the gate window (gates sampled, the Lagrangian step) and after it (gates frozen)."""
+        return [PerfVariant("salora (in window)", progress=0.25, goals=(("vs_lora", 1.10, None),)),
+                PerfVariant("salora (outside window)", progress=0.9, goals=(("vs_lora", 1.02, None),))]
+
+    def macs_per_token(self, shape: ModelShape, base: nn.Module, tokens: int, seq_len: int) -> float:
+        targets = shape.targets(self.target_modules)
+        return float(low_rank_macs(targets, self.r) + orthogonal_regulariser_macs(targets, self.r, tokens))
 
     @torch.no_grad()
     def log_stats(self, model: nn.Module) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""The flat AdaLoRA rank allocator (methods/adalora_allocator.py) against peft's own RankAllocator: the same
+"""The flat AdaLoRA rank allocator (methods/fast/adalora_allocator.py) against peft's own RankAllocator: the same
 sensitivity averages, thresholds, masks and rank patterns, bitwise, at every step of a schedule that warms up,
 prunes, fixes the final pattern and keeps masking it; and after a resume from a checkpoint mid-pruning."""
 
@@ -12,7 +12,8 @@ from peft import AdaLoraConfig, get_peft_model
 from peft.tuners.adalora.layer import RankAllocator
 
 from methods import build_method
-from methods.adalora_allocator import FlatRankAllocator
+from methods.fast.adalora_allocator import FlatRankAllocator
+from methods.fast.peft import install_flat_allocator
 from tests.conftest import tiny_llama
 
 TOTAL = 14
@@ -32,7 +33,7 @@ def _pair(delta_t: int):
     reference = get_peft_model(copy.deepcopy(base), _config(delta_t))
     torch.manual_seed(1)
     flat = get_peft_model(copy.deepcopy(base), _config(delta_t))
-    FlatRankAllocator.install(flat)
+    install_flat_allocator(flat)
     assert type(reference.base_model.rankallocator) is RankAllocator
     assert type(flat.base_model.rankallocator) is FlatRankAllocator
     return reference, flat
@@ -91,7 +92,7 @@ def test_a_resumed_flat_allocator_continues_as_peft_s():
     weights = {n: p.detach().clone() for n, p in flat.named_parameters()}
     torch.manual_seed(5)
     resumed = get_peft_model(tiny_llama(), _config(1))
-    FlatRankAllocator.install(resumed)
+    install_flat_allocator(resumed)
     resumed.load_state_dict(weights, strict=False)
     resumed.peft_config["default"].rank_pattern = flat.peft_config["default"].rank_pattern
     method.load_state_dict(saved, resumed)

@@ -1,4 +1,4 @@
-"""The fused LoRA node (methods/fused_lora.py) against the layer's equation written out with plain tensor ops:
+"""The fused LoRA node (methods/fast/lora.py) against the layer's equation written out with plain tensor ops:
 y = x·Wᵀ + b + ((dropout(x)·Aᵀ) ⊙ s·g)·Bᵀ — values and every gradient, with and without dropout, gate, bias,
 a frozen A (AsyLoRA) and an input that needs no gradient (the first layer)."""
 
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.fused_lora import NARROW_COLUMNS
+from methods.fast.lora import NARROW_COLUMNS
 from methods.lora import LoraLinear
 
 CASES = list(itertools.product([0.0, 0.2], [False, True], [False, True], [True, False], [True, False]))

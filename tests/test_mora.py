@@ -171,7 +171,7 @@ def test_property_delta_weight_matches_oracle_and_forward(d, k, r, mora_type):
 @pytest.mark.parametrize("train_bias,input_grad,dropout", [(False, True, 0.0), (True, False, 0.0), (True, True, 0.3)])
 def test_fast_path_equals_the_composed_operators_in_values_and_gradients(mora_type, grouping, d, k, train_bias,
                                                                          input_grad, dropout):
-    """Every operator as one node (methods/fused_mora.py: the adjoints written out, no padded or tiled copies;
+    """Every operator as one node (methods/fast/mora.py: the adjoints written out, no padded or tiled copies;
     truncation and sharing with dropout: the operators in place; decoupling and rotation with dropout: composed);
     the oracle is y = W x + b + f_decomp(M f_comp(dropout(x))) through the generic operators (compress/decompress),
     every gradient included."""
@@ -200,7 +200,7 @@ def test_fast_path_equals_the_composed_operators_in_values_and_gradients(mora_ty
 def test_repeated_add_is_bitwise_the_repeated_columns_added(g):
     """The contiguous grouping's decompression (and its compression's adjoint): strided adds up to STRIDED_REPEATS
     repeats, one broadcast add beyond; either way each output is out + h[i // g], one rounding, as written out."""
-    from methods.fused_mora import _add_repeated_
+    from methods.fast.mora import _add_repeated_
 
     generator = torch.Generator().manual_seed(g)
     out = torch.randn(37, 5 * g + 2, generator=generator)

@@ -1,4 +1,4 @@
-"""peft's DoRA and AdaLoRA layers with the fused forward (methods/peft_fused.py) against independent oracles,
+"""peft's DoRA and AdaLoRA layers with the fused forward (methods/fast/peft.py) against independent oracles,
 values and every gradient (input, A/P, B/Q, magnitude / singular values, a trained bias):
 
 * DoRA: Eq. 5 of Liu et al. written out densely, y = (m / ‖W + s·BA‖) ⊙ x·(W + s·BA)ᵀ + b with the norm detached
@@ -19,8 +19,8 @@ from peft.tuners.adalora.layer import SVDLinear
 from peft.tuners.lora.layer import Linear as PeftLoraLinear
 
 from methods import build_method
-from methods.fused_lora import NARROW_COLUMNS
-from methods.peft_fused import FusedDoraLinear, FusedSVDLinear
+from methods.fast.lora import NARROW_COLUMNS
+from methods.fast.peft import FusedDoraLinear, FusedSVDLinear
 from tests.conftest import ARCHS
 from tests.test_baselines import perturb
 
@@ -154,9 +154,9 @@ def test_a_model_with_fused_layers_pickles_and_reloads(method):
 
 def test_without_peft_s_lora_variants_dora_keeps_peft_s_layer(monkeypatch):
     """A peft release before its LoRA variants has no DoraLinearVariant: DoRA's layers stay peft's, with peft's forward."""
-    import methods.peft_fused
+    import methods.fast.peft
 
-    monkeypatch.setattr(methods.peft_fused, "DoraLinearVariant", None)
+    monkeypatch.setattr(methods.fast.peft, "DoraLinearVariant", None)
     build_model, targets = ARCHS["llama"]
     model = build_method("dora", r=4, target_modules=targets).apply(build_model())
     assert not [m for m in model.modules() if type(m) is FusedDoraLinear]
@@ -168,7 +168,7 @@ def test_adalora_model_skips_peft_s_zero_weight_regulariser_bitwise():
     of any gradient, and a nonzero weight still adds it (peft's forward)."""
     from peft.tuners.adalora.model import AdaLoraModel
 
-    from methods.peft_fused import AdaLoraModelWithoutZeroTerm
+    from methods.fast.peft import AdaLoraModelWithoutZeroTerm
 
     model, _ = adapted_layers("adalora", "llama", 4)
     assert type(model.base_model) is AdaLoraModelWithoutZeroTerm

@@ -16,7 +16,7 @@ TOL = 1e-5
 
 
 def logits_agree(ours: torch.Tensor, theirs: torch.Tensor) -> bool:
-    """Within TOL of the logits' scale: sibling layers that share one node (methods/shared_input.py) sum their
+    """Within TOL of the logits' scale: sibling layers that share one node (methods/fast/shared_input.py) sum their
     products in another order than peft's per-module layers, a few float32 ulps on logits of magnitude ~17."""
     return (ours - theirs).abs().max() <= TOL * max(1.0, float(theirs.abs().max()))
 

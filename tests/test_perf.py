@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 
-from bench.perf import SUITE_ROW, main, rows_for
+from bench.perf.__main__ import main
+from bench.perf.bench import SUITE_ROW, rows_for
 
 
 def test_quick_perf_writes_a_complete_table_with_finite_ratios(tmp_path):
@@ -57,7 +58,9 @@ def test_ratios_pair_the_rows_of_one_repetition():
     of the two medians (210 / 200 = 1.05) would hide a row that is 1.10× the floor in the middle repetition."""
     from omegaconf import OmegaConf
 
-    from bench.perf import FLOOR_ROW, DEFAULTS, Row, summarise
+    from bench.perf.bench import FLOOR_ROW, Row
+    from bench.perf.config import DEFAULTS
+    from bench.perf.summary import summarise
 
     floor, row = Row(FLOOR_ROW, None, samples=[0.100, 0.200, 0.400]), Row("lora", "lora", samples=[0.120, 0.210, 0.440])
     peft = Row("peft lora", "peft", samples=[0.100, 0.200, 0.400])
@@ -71,7 +74,7 @@ def test_the_median_interval_is_the_binomial_order_statistics():
     """n 40: the 14th and 27th values (P(14 <= Binom(40, 1/2) <= 26) = 0.962 >= 0.95); n 5 is too few to cover it."""
     from scipy import stats
 
-    from bench.perf import median_interval
+    from bench.perf.summary import median_interval
 
     values = [float(v) for v in range(40, 0, -1)]  # unsorted on purpose: 40, 39, ..., 1
     assert median_interval(values) == (14.0, 27.0)
@@ -82,7 +85,7 @@ def test_the_median_interval_is_the_binomial_order_statistics():
 def test_a_goal_is_met_missed_or_unresolved_by_its_interval():
     """A goal's verdict reads the 95% interval of its median ratio, never the median alone: a median under the
     limit whose interval spans it is unresolved, not met."""
-    from bench.perf import OVERHEAD_LIMIT, goal_verdict, goals_for
+    from bench.perf.summary import OVERHEAD_LIMIT, goal_verdict, goals_for
 
     def entry(low, median, high):
         return {"row": "olora", "vs_lora": median, "vs_lora_ci": [low, high], "overhead_beyond_arithmetic": 1.0,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.perf import main, model_config, parse_args
+from bench.perf.__main__ import main
+from bench.perf.config import model_config, parse_args
 from bench.errors import UserError
 
 BAD = [

@@ -10,8 +10,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from bench.perf_model import ModelShape, adapter_macs, predicted_ratio
+from bench.perf.model import predicted_ratio
 from methods import build_method
+from methods.cost import ModelShape
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 BATCH, SEQ = 2, 12
@@ -58,25 +59,22 @@ def test_the_model_counts_the_products_a_step_runs(method, kwargs):
     assert floor == pytest.approx(2 * shape.linear_macs() * BATCH * SEQ)
 
     adapted_method = build_method(method, r=4, target_modules=TARGETS, **kwargs)
-    wrapped = {name for name, _ in adapted_method.target_layers(base)} if method.startswith("adapter") else set()
+    predicted = adapted_method.macs_per_token(shape, base, tokens=BATCH * SEQ, seq_len=SEQ)
     adapted = adapted_method.apply(tiny())
-    model_kwargs = {"r": 4, "targets": shape.targets(TARGETS), **kwargs}
-    if wrapped:
-        model_kwargs.update(bottleneck=adapted_method.bottleneck, positions=[l for l in shape.linears if l.name in wrapped])
-    predicted = adapter_macs(method, shape, tokens=BATCH * SEQ, seq_len=SEQ, **model_kwargs)
     assert matmul_macs(adapted, ids) - floor == pytest.approx(predicted * BATCH * SEQ)
 
 
 def test_the_issue_s_reference_ratios_on_the_perf_model():
     """The perf model (hidden 384, 4 layers, seq 128): LoRA r 8 on all seven projections ≈ 1.04× the floor, r 64 ≈ 1.35×;
     MoRA decoupling ≈ 1.19× LoRA at r 8 — the figures the performance issue derives by hand."""
-    from bench.perf import LLAMA_TARGETS, PERF_LLAMA
+    from bench.perf.config import LLAMA_TARGETS, PERF_LLAMA
 
     config = AutoConfig.for_model(**PERF_LLAMA)
     with torch.device("meta"):
-        shape = ModelShape.of(AutoModelForCausalLM.from_config(config))
-    targets = shape.targets(LLAMA_TARGETS)
-    ratio = lambda method, r, **kw: predicted_ratio(method, shape, 128, 512, r=r, targets=targets, **kw)  # noqa: E731
+        base = AutoModelForCausalLM.from_config(config)
+    shape = ModelShape.of(base)
+    ratio = lambda method, r, **kw: predicted_ratio(  # noqa: E731
+        build_method(method, r=r, target_modules=LLAMA_TARGETS, **kw), shape, base, 128, 512)
     assert ratio("lora", 8) == pytest.approx(1.04, abs=0.01)
     assert ratio("lora", 64) == pytest.approx(1.35, abs=0.02)
     assert ratio("mora", 8, mora_type="decoupling") / ratio("lora", 8) == pytest.approx(1.19, abs=0.03)

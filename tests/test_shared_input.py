@@ -1,4 +1,4 @@
-"""Siblings that read one input (q/k/v, gate/up) share one node (methods/shared_input.py): the model's outputs and
+"""Siblings that read one input (q/k/v, gate/up) share one node (methods/fast/shared_input.py): the model's outputs and
 every gradient equal the per-layer nodes', and the merged model's (the dense ΔW), for every LoRA-based method;
 siblings that turn out to read different inputs fall back to their own nodes with the same result."""
 
@@ -13,7 +13,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from methods import build_method
 from methods.lora import LoraLinear
-from methods.shared_input import SharedInputGroup
+from methods.fast.shared_input import SharedInputGroup
 
 ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 CASES = {

@@ -1,26 +1,33 @@
-"""peft's DoRA and AdaLoRA layers with their forward computed by one fused autograd node.
+"""peft's DoRA and AdaLoRA objects with their per-step work done by the fast paths: the one place where a peft object
+changes class at run time.
 
-The two baselines keep peft's layers (``methods/peft_backed.py``): its parameters and their names, init, AdaLoRA's
+The two baselines keep peft's objects (``methods/peft_backed.py``): its parameters and their names, init, AdaLoRA's
 rank allocator, merge and unmerge, saving and loading, so a checkpoint or an export is a peft adapter. Only the
 forward changes, and only where it is the plain case — one active adapter, not merged, not disabled, a plain
 nn.Linear base in the adapter's dtype, no autocast, no mixed-adapter batch; DoRA also without dropout while
 training, where peft applies the magnitude to W·dropout(x), another expression. Everywhere else peft's own forward
 runs. The node does the arithmetic the equation needs and no more:
 
-* DoRA — ``methods/fused_dora.py``;
-* AdaLoRA — y = x·Wᵀ + b + ((x̃·Pᵀ) ⊙ Λ·s/r)·Qᵀ is LoRA's node (``methods/fused_lora.py``) with the singular values
-  Λ as a trained per-column scale, where peft multiplies P ⊙ Λ and scales the T × d output twice.
+* DoRA — ``methods/fast/dora.py``;
+* AdaLoRA — y = x·Wᵀ + b + ((x̃·Pᵀ) ⊙ Λ·s/r)·Qᵀ is LoRA's node (``methods/fast/lora.py``) with the singular values
+  Λ as a trained per-column scale, where peft multiplies P ⊙ Λ and scales the T × d output twice;
+* AdaLoRA's model skips peft's regulariser at weight 0 and its rank allocator runs on flat buffers
+  (``methods/fast/adalora_allocator.py``).
 
 peft's layers reach their forward through Python dispatch per module, which on a small model is most of an
-adapter's cost; the subclasses below override only ``forward``, and ``install_fused_forwards`` gives a model's
-layers that class (same state, same behaviour elsewhere). The tests hold each against peft's own forward, values
-and every gradient.
+adapter's cost. Each class below subclasses peft's and overrides methods only, so ``install`` can give a model's
+peft objects that class (same state, same behaviour elsewhere). Those overrides lean on peft's internals, so the
+swap happens only on the peft releases they were held against (``PEFT_RELEASES``); any other release keeps peft's
+classes and peft's own forward: slower, never different. The tests hold each against peft's own forward, values and
+every gradient.
 """
 
 from __future__ import annotations
 
+import peft
 import torch
-from peft.tuners.adalora.layer import SVDLinear
+from packaging.specifiers import SpecifierSet
+from peft.tuners.adalora.layer import RankAllocator, SVDLinear
 from peft.tuners.adalora.model import AdaLoraModel
 from peft.tuners.lora.layer import Linear as PeftLoraLinear
 from torch import nn
@@ -30,8 +37,13 @@ try:  # recent peft keeps DoRA's math in a LoRA variant; older releases have non
 except ImportError:
     DoraLinearVariant = None
 
-from .fused_dora import DoraFunction
-from .fused_lora import LoraGroupFunction, fusable
+from .adalora_allocator import FlatRankAllocator
+from .dora import DoraFunction
+from .lora import LoraGroupFunction, fusable
+
+# From the suite's lowest supported peft to the newest release the tests held these subclasses against: a newer
+# peft may have moved the internals they read.
+PEFT_RELEASES = SpecifierSet(">=0.13,<0.22")
 
 
 def _the_plain_case(layer, x: torch.Tensor, lora_A: torch.Tensor | None, args, kwargs) -> bool:
@@ -78,8 +90,7 @@ class AdaLoraModelWithoutZeroTerm(AdaLoraModel):
     """peft's AdaLoraModel adds ``orth_reg_weight`` × its orthogonal regulariser to the loss even at weight 0: a Gram
     product per P and Q every forward, and their backward, for a term and gradients that are zeros wherever the
     regulariser is finite (0 × inf would be NaN). The suite sets the weight to 0 and adds the term itself
-    (``AdaLoRA.regularization_loss``), so at weight 0 this forward skips it: 5-6% of AdaLoRA's step inside its window
-    on ``bench.perf``'s model (paired, r 8 and r 64). A nonzero weight keeps peft's forward."""
+    (``AdaLoRA.regularization_loss``), so at weight 0 this forward skips it. A nonzero weight keeps peft's forward."""
 
     def forward(self, *args, **kwargs):
         if self.peft_config[self.trainable_adapter_name].orth_reg_weight == 0:
@@ -87,26 +98,30 @@ class AdaLoraModelWithoutZeroTerm(AdaLoraModel):
         return super().forward(*args, **kwargs)
 
 
-def skip_zero_weight_regulariser(peft_model: nn.Module) -> None:
-    """Give an AdaLoRA PeftModel's AdaLoraModel the forward above (same state, as FlatRankAllocator.install)."""
-    if type(peft_model.base_model) is AdaLoraModel:
-        peft_model.base_model.__class__ = AdaLoraModelWithoutZeroTerm
-
-
 def _is_dora(layer) -> bool:
     variants = getattr(layer, "lora_variant", None) or {}
     return DoraLinearVariant is not None and any(isinstance(v, DoraLinearVariant) for v in variants.values())
 
 
-def install_fused_forwards(model: nn.Module) -> int:
-    """Give peft's DoRA linear layers and AdaLoRA's SVDLinear layers the fused forward; returns how many."""
-    count = 0
-    for module in model.modules():
-        if type(module) is PeftLoraLinear and _is_dora(module):
-            module.__class__ = FusedDoraLinear
-        elif type(module) is SVDLinear:
-            module.__class__ = FusedSVDLinear
-        else:
-            continue
-        count += 1
-    return count
+def _swap(obj, peft_class: type, fast_class: type) -> bool:
+    """Give ``obj`` ``fast_class`` (a subclass of ``peft_class`` that overrides methods only) where it is exactly a
+    ``peft_class`` (a subclass someone else made keeps its own behaviour) and peft is a release in PEFT_RELEASES."""
+    if type(obj) is not peft_class or not PEFT_RELEASES.contains(peft.__version__):
+        return False
+    obj.__class__ = fast_class
+    return True
+
+
+def install_flat_allocator(peft_model: nn.Module) -> bool:
+    """Give an AdaLoRA PeftModel's rank allocator FlatRankAllocator (same state, same schedule)."""
+    return _swap(getattr(peft_model.base_model, "rankallocator", None), RankAllocator, FlatRankAllocator)
+
+
+def install(peft_model: nn.Module) -> int:
+    """Give a PeftModel's DoRA linear layers, AdaLoRA's SVDLinear layers, its AdaLoraModel and its rank allocator
+    their fast classes; returns how many layers changed."""
+    layers = sum(_swap(module, SVDLinear, FusedSVDLinear)
+                 or (_is_dora(module) and _swap(module, PeftLoraLinear, FusedDoraLinear)) for module in peft_model.modules())
+    install_flat_allocator(peft_model)
+    _swap(peft_model.base_model, AdaLoraModel, AdaLoraModelWithoutZeroTerm)
+    return layers

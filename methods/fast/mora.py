@@ -1,5 +1,6 @@
-"""MoRA's operators as one autograd node each, for n layers that read one input x. Truncation and sharing (both
-groupings), MoraGroupFunction:
+"""MoRA's operators as one autograd node each, for n layers that read one input x, named as the method names them
+(methods/mora.py): ``mora_type`` and, for sharing, its ``grouping``. Truncation and sharing (both groupings),
+MoraGroupFunction:
 
     y_i = x·W_iᵀ + b_i + decompress(compress(x)·M_iᵀ),
 
@@ -30,7 +31,7 @@ import torch
 
 def _run_sums(x2: torch.Tensor, runs: int, c: int) -> torch.Tensor:
     """T × (≥ runs·c) → T × runs: the sum of each run of c consecutive columns. Written as a product with a column
-    of ones: torch's sum over a short innermost dimension is a scalar loop on CPU, ~5x slower than this GEMM."""
+    of ones: torch's sum over a short innermost dimension is a scalar loop on CPU, slower than this GEMM."""
     if c == 1:
         return x2[:, :runs]
     return (x2[:, : runs * c].reshape(-1, c) @ x2.new_ones(c, 1)).view(x2.shape[0], runs)
@@ -42,9 +43,8 @@ STRIDED_REPEATS = 3  # up to this many repeats, strided adds; beyond, one broadc
 def _add_repeated_(out: torch.Tensor, h: torch.Tensor, g: int) -> None:
     """out[..., : n·g] += each of h's n columns repeated g times: the same sums however they are laid out. Each
     strided add reads and writes every cache line of the output, so g of them cost g passes; a broadcast over the
-    short innermost dimension (unflatten(...).add_(h.unsqueeze(-1))) costs one, at a slower pace per element. On
-    CPU the strided adds won at g ≤ 3 and the broadcast from g ≈ 4 on, 1.6-2.6x at g = 10 (MoRA sharing's
-    contiguous grouping on a 384 → 1,024 layer at r 8; measured at T 512 and 1,280, one and two threads)."""
+    short innermost dimension (unflatten(...).add_(h.unsqueeze(-1))) costs one, at a slower pace per element, so
+    on CPU the strided adds win for a few repeats (up to STRIDED_REPEATS) and the broadcast beyond."""
     n = h.shape[-1]
     if g <= STRIDED_REPEATS:
         for j in range(g):
@@ -55,8 +55,8 @@ def _add_repeated_(out: torch.Tensor, h: torch.Tensor, g: int) -> None:
 
 def _block_sums(x2: torch.Tensor, r_hat: int, blocks: int, out: torch.Tensor | None = None) -> torch.Tensor:
     """T × (≥ blocks·r̂) → T × r̂ (into ``out`` if given): the sum of the first ``blocks`` consecutive r̂-wide column
-    blocks. Up to four blocks as strided adds, 2-6x faster on CPU than torch's sum over the blocks' dimension,
-    which overtakes them from about six blocks on (measured at T 512 and 2,464, r̂ 32 to 128)."""
+    blocks. Up to four blocks as strided adds, faster on CPU than torch's sum over the blocks' dimension, which
+    overtakes them for more blocks."""
     if blocks > 4:
         summed = x2[:, : blocks * r_hat].unflatten(-1, (blocks, r_hat)).sum(dim=-2)
         return summed if out is None else out.copy_(summed)
@@ -74,13 +74,13 @@ def _wrapped_tail(x2: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     return torch.cat([x2[:, start:], x2[:, : stop - k]], dim=1) if stop > k else x2[:, start:stop]
 
 
-def compress(x2: torch.Tensor, r_hat: int, mode: str) -> torch.Tensor:
-    """T × k → T × r̂. truncation: the first r̂ inputs; interleaved: the sum of the padded inputs by t mod r̂;
-    contiguous: the sum of each run of c = ⌈k/r̂⌉ consecutive padded inputs."""
+def compress(x2: torch.Tensor, r_hat: int, mora_type: str, grouping: str) -> torch.Tensor:
+    """T × k → T × r̂. truncation: the first r̂ inputs; sharing, interleaved: the sum of the padded inputs by t mod r̂;
+    sharing, contiguous: the sum of each run of c = ⌈k/r̂⌉ consecutive padded inputs."""
     k = x2.shape[1]
-    if mode == "truncation":
+    if mora_type == "truncation":
         return x2[:, :r_hat]
-    if mode == "interleaved":
+    if grouping == "interleaved":
         full = k // r_hat * r_hat
         summed = _block_sums(x2, r_hat, full // r_hat)
         tail = k - full
@@ -97,13 +97,13 @@ def compress(x2: torch.Tensor, r_hat: int, mode: str) -> torch.Tensor:
     return summed
 
 
-def compress_adjoint_(grad_x: torch.Tensor, grad_c: torch.Tensor, r_hat: int, mode: str) -> None:
+def compress_adjoint_(grad_x: torch.Tensor, grad_c: torch.Tensor, r_hat: int, mora_type: str, grouping: str) -> None:
     """grad_x += compressᵀ(grad_c), in place."""
     k = grad_x.shape[1]
-    if mode == "truncation":
+    if mora_type == "truncation":
         grad_x[:, :r_hat] += grad_c
         return
-    if mode == "interleaved":
+    if grouping == "interleaved":
         full = k // r_hat * r_hat
         grad_x[:, :full].unflatten(-1, (full // r_hat, r_hat)).add_(grad_c.unsqueeze(-2))
         tail = k - full
@@ -122,14 +122,14 @@ def compress_adjoint_(grad_x: torch.Tensor, grad_c: torch.Tensor, r_hat: int, mo
             grad_x[:, : spread.shape[1] - tail] += spread[:, tail:]
 
 
-def add_decompressed_(out: torch.Tensor, h: torch.Tensor, mode: str) -> torch.Tensor:
-    """out += decompress(h), in place (the last dims: d outputs, r̂ of h). truncation: output i reads h[i];
-    interleaved: h[i mod r̂] (tiling); contiguous: h[i // g], each of h's outputs repeated g = ⌈d/r̂⌉ times."""
+def add_decompressed_(out: torch.Tensor, h: torch.Tensor, mora_type: str, grouping: str) -> torch.Tensor:
+    """out += decompress(h), in place (the last dims: d outputs, r̂ of h). truncation: output i reads h[i]; sharing,
+    interleaved: h[i mod r̂] (tiling); sharing, contiguous: h[i // g], each of h's outputs repeated g = ⌈d/r̂⌉ times."""
     d, r_hat = out.shape[-1], h.shape[-1]
-    if mode == "truncation" or d <= r_hat:
+    if mora_type == "truncation" or d <= r_hat:
         out[..., : min(d, r_hat)] += h[..., : min(d, r_hat)]
         return out
-    if mode == "interleaved":
+    if grouping == "interleaved":
         whole = d // r_hat * r_hat
         out[..., :whole].unflatten(-1, (whole // r_hat, r_hat)).add_(h.unsqueeze(-2))
         if whole < d:
@@ -143,14 +143,14 @@ def add_decompressed_(out: torch.Tensor, h: torch.Tensor, mode: str) -> torch.Te
     return out
 
 
-def decompress_adjoint(g2: torch.Tensor, r_hat: int, mode: str, out: torch.Tensor) -> None:
+def decompress_adjoint(g2: torch.Tensor, r_hat: int, mora_type: str, grouping: str, out: torch.Tensor) -> None:
     """out (T × r̂) = decompressᵀ(g2), g2 the T × d output gradient."""
     d = g2.shape[1]
-    if mode == "truncation" or d <= r_hat:
+    if mora_type == "truncation" or d <= r_hat:
         out[:, : min(d, r_hat)] = g2[:, : min(d, r_hat)]
         out[:, min(d, r_hat):] = 0
         return
-    if mode == "interleaved":
+    if grouping == "interleaved":
         whole = d // r_hat * r_hat
         _block_sums(g2, r_hat, whole // r_hat, out=out)
         if whole < d:
@@ -176,51 +176,54 @@ def _frozen_outputs(x2: torch.Tensor, members: Sequence, add_adapter_: Callable)
     return outs
 
 
-def _frozen_backward(grad_outs: Sequence, members: Sequence, need_x: bool, need_members: Sequence,
-                     decompress_adjoint_: Callable) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
-    """The frozen layers' gradients: every layer's input gradient accumulated into one buffer by the GEMMs (None
-    when x needs none) and each bias's; ``decompress_adjoint_(i, g2)`` writes layer i's decompression adjoint."""
+def _shared_backward(ctx, grad_outs: Sequence, c: torch.Tensor, M_cat: torch.Tensor, members: Sequence,
+                     first_member: int, decompress_adjoint_: Callable):
+    """The gradients both nodes share: the frozen layers' (every layer's input gradient accumulated into one buffer
+    by the GEMMs, None when x needs none, and each bias's), h = c·M_catᵀ's and the M's. ``decompress_adjoint_(g2,
+    out)`` writes a layer's decompression adjoint of its output gradient g2 into ``out``, its slice of h's
+    gradient; ``first_member``: the index of W_1 among the node's inputs. Returns (grad_x, grad_M, grad_members,
+    grad_h)."""
+    r_hat = ctx.r_hat
+    need_x, need_M = ctx.needs_input_grad[:2]
+    need_members = ctx.needs_input_grad[first_member:]
+    grad_h = c.new_empty(c.shape[0], M_cat.shape[0])
     grad_x = None
     grad_members: list[torch.Tensor | None] = []
     for i, grad_out in enumerate(grad_outs):
         weight = members[2 * i]
         g2 = grad_out.reshape(-1, grad_out.shape[-1])
-        decompress_adjoint_(i, g2)
+        decompress_adjoint_(g2, grad_h[:, i * r_hat: (i + 1) * r_hat])
         if need_x:
             grad_x = g2 @ weight if grad_x is None else grad_x.addmm_(g2, weight)
         grad_members += [None, g2.sum(0) if need_members[2 * i + 1] else None]
-    return grad_x, grad_members
+    grad_M = grad_h.t() @ c if need_M else None
+    return grad_x, grad_M, grad_members, grad_h
 
 
 class MoraGroupFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, M_cat, r_hat: int, mode: str, *members):
+    def forward(ctx, x, M_cat, r_hat: int, mora_type: str, grouping: str, *members):
         # members: (W_1, b_1, W_2, b_2, …); M_cat: the layers' M stacked by rows (n·r̂ × r̂)
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
-        c = compress(x2, r_hat, mode)
+        c = compress(x2, r_hat, mora_type, grouping)
         h = c @ M_cat.t()
-        outs = _frozen_outputs(x2, members,
-                               lambda i, out: add_decompressed_(out, h[:, i * r_hat: (i + 1) * r_hat], mode))
+        outs = _frozen_outputs(
+            x2, members, lambda i, out: add_decompressed_(out, h[:, i * r_hat: (i + 1) * r_hat], mora_type, grouping))
         ctx.save_for_backward(c, M_cat, *members)
-        ctx.r_hat, ctx.mode, ctx.x_shape = r_hat, mode, shape
+        ctx.r_hat, ctx.operator, ctx.x_shape = r_hat, (mora_type, grouping), shape
         return tuple(out.view(*shape[:-1], out.shape[-1]) for out in outs)
 
     @staticmethod
     def backward(ctx, *grad_outs):
         c, M_cat, *members = ctx.saved_tensors
-        r_hat, mode = ctx.r_hat, ctx.mode
-        need_x, need_M = ctx.needs_input_grad[:2]
-        need_members = ctx.needs_input_grad[4:]
-        grad_h = c.new_empty(c.shape[0], M_cat.shape[0])
-        grad_x, grad_members = _frozen_backward(
-            grad_outs, members, need_x, need_members,
-            lambda i, g2: decompress_adjoint(g2, r_hat, mode, grad_h[:, i * r_hat: (i + 1) * r_hat]))
-        grad_M = grad_h.t() @ c if need_M else None
-        if need_x:
-            compress_adjoint_(grad_x, grad_h @ M_cat, r_hat, mode)
+        r_hat, operator = ctx.r_hat, ctx.operator
+        grad_x, grad_M, grad_members, grad_h = _shared_backward(
+            ctx, grad_outs, c, M_cat, members, 5, lambda g2, out: decompress_adjoint(g2, r_hat, *operator, out))
+        if ctx.needs_input_grad[0]:
+            compress_adjoint_(grad_x, grad_h @ M_cat, r_hat, *operator)
             grad_x = grad_x.view(ctx.x_shape)
-        return (grad_x, grad_M, None, None, *grad_members)
+        return (grad_x, grad_M, None, None, None, *grad_members)
 
 
 # --- decoupling and rotation: M on every r̂-block of the padded input --------------------------------------------
@@ -249,7 +252,7 @@ def _rotate_blocks(blocks: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, a
     rot(v) = (−v[h:], v[:h]) = swap(v)·(−1, +1); adjoint: its transpose v·cos + rotᵀ(v·sin), rotᵀ(u) = (u[h:], −u[:h])
     = swap(u)·(+1, −1). blocks: T × n_blocks × r̂; cos, sin: n_blocks × r̂. The signs go on the small sin table, so
     the block-size work is one swapped copy and one multiply-add (faster on CPU than the negated copy or in-place
-    multiply-adds on the halves: measured at r̂ 26 to 220)."""
+    multiply-adds on the halves)."""
     sign = torch.ones_like(cos)
     sign[:, : cos.shape[-1] // 2] = -1.0
     coefficient = _swap_halves(sin) * -sign if adjoint else sin * sign
@@ -306,14 +309,9 @@ class MoraBlockFunction(torch.autograd.Function):
     def backward(ctx, *grad_outs):
         c2, M_cat, cos, sin, *members = ctx.saved_tensors
         r_hat, n_blocks = ctx.r_hat, ctx.n_blocks
-        need_x, need_M = ctx.needs_input_grad[:2]
-        need_members = ctx.needs_input_grad[6:]
-        grad_h = c2.new_empty(c2.shape[0], M_cat.shape[0])
-        grad_x, grad_members = _frozen_backward(
-            grad_outs, members, need_x, need_members,
-            lambda i, g2: _blocks_adjoint(g2, grad_h[:, i * r_hat: (i + 1) * r_hat].view(-1, n_blocks, r_hat)))
-        grad_M = grad_h.t() @ c2 if need_M else None
-        if need_x:
+        grad_x, grad_M, grad_members, grad_h = _shared_backward(
+            ctx, grad_outs, c2, M_cat, members, 6, lambda g2, out: _blocks_adjoint(g2, out.view(-1, n_blocks, r_hat)))
+        if ctx.needs_input_grad[0]:
             grad_c = (grad_h @ M_cat).view(-1, n_blocks, r_hat)
             grad_blocks = grad_c if cos is None else _rotate_blocks(grad_c, cos, sin, adjoint=True)
             _unpad_add_(grad_x, grad_blocks.view(grad_x.shape[0], -1))
@@ -329,13 +327,8 @@ def mora_group(x: torch.Tensor, layers: Sequence) -> tuple[torch.Tensor, ...]:
     first = layers[0]
     M_cat = first.mora_M if len(layers) == 1 else torch.cat([layer.mora_M for layer in layers])
     members = [t for layer in layers for t in (layer.base_layer.weight, layer.base_layer.bias)]
-    mode = fused_mode(first)
-    if mode in BLOCKWISE:
-        cos, sin = (first.rope_cos.to(x.dtype), first.rope_sin.to(x.dtype)) if mode == "rotation" else (None, None)
+    if first.mora_type in BLOCKWISE:
+        rotation = first.mora_type == "rotation"
+        cos, sin = (first.rope_cos.to(x.dtype), first.rope_sin.to(x.dtype)) if rotation else (None, None)
         return MoraBlockFunction.apply(x, M_cat, first.r_hat, first.n_blocks, cos, sin, *members)
-    return MoraGroupFunction.apply(x, M_cat, first.r_hat, mode, *members)
-
-
-def fused_mode(layer) -> str:
-    """The node's mode for a MoraLinear layer: truncation, its sharing grouping, decoupling or rotation."""
-    return layer.sharing_grouping if layer.mora_type == "sharing" else layer.mora_type
+    return MoraGroupFunction.apply(x, M_cat, first.r_hat, first.mora_type, first.sharing_grouping, *members)

@@ -1,9 +1,10 @@
-"""peft's AdaLoRA rank allocator with its per-step work on flat buffers: the same numbers, a few ops instead of ~1,000.
+"""peft's AdaLoRA rank allocator with its per-step work on flat buffers: the same numbers in a few ops instead of
+a dozen per adapter parameter.
 
 peft's ``RankAllocator`` updates each adapter parameter's sensitivity averages in its own dozen ops, builds every
 module's importance score from per-module pieces and, after pruning ends, rebuilds each module's mask from a Python
-list on every step: on a small model ~1,000 tiny ops a step, 6-7% of AdaLoRA's step (``bench.perf``), and at r 64
-each update allocates and page-faults fresh parameter-sized temporaries. Here:
+list on every step: on a small model those tiny ops, not the arithmetic, are the allocator's cost, and at large
+ranks each update allocates and page-faults fresh parameter-sized temporaries. Here:
 
 * the sensitivity update runs once over all adapter parameters concatenated, in place in persistent buffers;
   peft's dictionaries hold views into them, so checkpoints and peft's own code read the same tensors;
@@ -13,7 +14,7 @@ each update allocates and page-faults fresh parameter-sized temporaries. Here:
 Every operation is peft's elementwise operation in peft's order (products, sums and abs round identically however
 many elements one call covers; no fused multiply-add), so the averages, thresholds, masks and the training they
 steer are bitwise peft's: ``tests/test_adalora_allocator.py`` holds them equal step by step, across pruning, the final
-mask and a resume."""
+mask and a resume. A model's allocator becomes this class in ``methods/fast/peft.py``."""
 
 from __future__ import annotations
 
@@ -27,13 +28,6 @@ class FlatRankAllocator(RankAllocator):
     _params_of: tuple | None = None           # (model, [(name, param), ...]) of the adapter's lora_ parameters
     _flat: tuple | None = None                # (flat buffers, the views of the first three that peft's dicts hold)
     _final_masks: tuple | None = None         # (rank pattern, [(lora_E, keep-mask), ...]) after pruning ends
-
-    @classmethod
-    def install(cls, peft_model) -> None:
-        """Give an AdaLoRA PeftModel's allocator this class (same state, same schedule)."""
-        allocator = getattr(peft_model.base_model, "rankallocator", None)
-        if type(allocator) is RankAllocator:
-            allocator.__class__ = cls
 
     def _lora_params(self, model) -> list[tuple[str, torch.nn.Parameter]]:
         """peft's selection ("lora_" and the adapter's name in the parameter's name), in named_parameters order."""

@@ -20,7 +20,8 @@ from omegaconf import OmegaConf
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
-from .paths import CONF_DIR as CONF
+from ..paths import CONF_DIR as CONF
+
 BLOCK_STEPS = 2  # the first step of a block pays train()'s start-up; the second is timed
 
 
@@ -37,10 +38,10 @@ class SuiteLoop:
     evaluation, no checkpoints)."""
 
     def __init__(self, model, method, ids: torch.Tensor, labels: torch.Tensor):
-        from .data import Collator
-        from .records import MetricsLog
-        from .run import training_arguments
-        from .trainer import AdapterTrainer, FlopsCounter, MethodHooks, MetricsWriter
+        from ..data import Collator
+        from ..records import MetricsLog
+        from ..run import training_arguments
+        from ..trainer import AdapterTrainer, FlopsCounter, MethodHooks, MetricsWriter
 
         self._tmp = tempfile.TemporaryDirectory(prefix="lorabench-perf-")
         trainer_cfg = OmegaConf.merge(OmegaConf.load(CONF / "trainer" / "default.yaml"), {

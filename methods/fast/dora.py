@@ -4,14 +4,13 @@
 
 peft builds this from a dozen modules and elementwise ops: ΔW by passing an identity matrix through A and B, the
 sum W + s·ΔW, and three full-size passes over the output and their saved inputs; on a small model those, not the
-arithmetic, were DoRA's cost (1.5× our LoRA's overhead beyond arithmetic in ``results/perf.md``). Here the norm is
-expanded so no d × k copy is written (``row_norms_of_sum``), the adapter's product is accumulated into the frozen
+arithmetic, are DoRA's cost. Here the norm is expanded so no d × k copy is written (``row_norms_of_sum``), the adapter's product is accumulated into the frozen
 one (``addmm_``), and the backward is written out, with h = s·x·Aᵀ:
 
     ∂pre = g ⊙ ∂y,   ∂x = ∂pre·W + s·(∂pre·B)·A,   ∂A = s·(∂pre·B)ᵀ·x,   ∂B = g ⊙ (∂yᵀ·h),
     ∂m = Σ_t (∂y ⊙ pre) / ‖W + s·BA‖,   ∂b = Σ_t ∂y.
 
-The layer that calls it is peft's (``methods/peft_fused.py``); the tests hold it against peft's forward and against
+The layer that calls it is peft's (``methods/fast/peft.py``); the tests hold it against peft's forward and against
 Eq. 5 written out, values and every gradient.
 """
 
@@ -19,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from .fused_lora import _mm
+from .lora import _mm
 
 
 def row_norms_of_sum(weight: torch.Tensor, lora_B: torch.Tensor, lora_A: torch.Tensor, scaling: float) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """Sibling adapter layers that read one input (q/k/v, gate/up) computed as one node: LoRA's in
-methods/fused_lora.py, MoRA's in methods/fused_mora.py (each layer class's ``group_forward``).
+methods/fast/lora.py, MoRA's in methods/fast/mora.py (each layer class's ``group_forward``).
 
 The model calls its layers one by one: q_proj(x), k_proj(x), v_proj(x). The group answers the first call with the
 outputs of all its layers on x and keeps the others until their own calls come with that same x. On a small model
