@@ -16,7 +16,7 @@ PAPERS     ?=
 STAMP      := $(VENV)/.installed
 export PYTHON TORCH_SPEC SCALE LAUNCHER JOBS SEEDS PAPERS
 
-.PHONY: setup test smoke reproduce report compare perf perf-salora demo wheel-check clean
+.PHONY: setup test smoke reproduce report compare perf demo wheel-check clean
 
 setup: $(STAMP)
 
@@ -65,9 +65,11 @@ demo: setup
 perf: setup
 	$(BIN)/python -m bench.perf
 
-# SaLoRA Table 4: LoRA vs SaLoRA step time and memory at batch 8/16/32 on RoBERTa-base/-large shapes (results/salora/).
-perf-salora: setup
-	$(BIN)/python -m bench.perf_table4
+# A paper's cost tables (its spec's perf_tables; e.g. SaLoRA's Table 4, LoRA vs SaLoRA step time and memory by batch on
+# RoBERTa-base/-large shapes) into results/<paper>/: make perf-salora.
+perf-%: export PAPER = $*
+perf-%: setup
+	$(BIN)/python -m bench.perf.paper_tables "$$PAPER"
 
 # The wheel a cluster user installs: built here, installed into a fresh venv, started from outside the checkout
 # (the configs ship inside the package).

@@ -1,113 +1,11 @@
-"""SaLoRA's Table 4 from `bench.perf`: peak memory and training time of LoRA and SaLoRA (inside its gate window, where
-the gates are sampled and the Lagrangian runs) at several batch sizes, on RoBERTa-base and -large shapes.
-
-    python -m bench.perf_table4 [models=[roberta-base,roberta-large]] [batches=[8,16,32]] [seq_len=128] [reps=5]
-                                [device=auto] [dtype=float32] [out=results/salora]   (make perf-salora)
-
-Random weights of each model's shape (the paper's numbers are about cost, not quality), a classifier head as the
-paper fine-tunes GLUE, r 8 on the model's target modules. Both rows are timed interleaved in one process (bench/perf/).
-Memory: CUDA's peak allocation on a GPU; on CPU the bytes a step holds beyond the frozen weights. The paper's own
-values are not transcribed (bench/published/salora_table4.csv says why), so that column reads n/a.
-"""
+"""`python -m bench.perf_table4 [key=value ...]`: SaLoRA's Table 4, the cost table of its spec (bench/papers/salora.py),
+measured by bench.perf.paper_tables (`make perf-salora` runs the same)."""
 
 from __future__ import annotations
 
 import sys
-import time
-from pathlib import Path
 
-import torch
-from omegaconf import OmegaConf
-
-from .errors import UserError, report_and_exit
-from .perf.bench import Bench, Row, measure, pick_device
-from .perf.config import parse_args, parse_dotlist
-from .perf.summary import median_iqr, write_outputs
-from .records import require_writable_dir, versions
-from .validate import is_int
-
-DEFAULTS = OmegaConf.create({"models": ["roberta-base", "roberta-large"], "batches": [8, 16, 32], "seq_len": 128,
-                             "reps": 5, "warmup": 1, "device": "auto", "dtype": "float32", "out": "results/salora"})
-RANK = 8
-
-
-def rows() -> list[Row]:
-    return [Row("lora", "lora"), Row("salora (in window)", "salora", progress=0.25)]
-
-
-def parse(argv: list[str]):
-    cfg = parse_dotlist(argv, DEFAULTS, "perf_table4",
-                        lambda arg, key: f"perf_table4: {arg!r} is not one of {', '.join(f'{k}=…' for k in DEFAULTS)}")
-    if not OmegaConf.is_list(cfg.batches) or not cfg.batches or any(not is_int(b) or b < 1 for b in cfg.batches):
-        raise UserError(f"perf_table4: batches={cfg.batches!r} is not valid; valid: a list of integers >= 1")
-    if not OmegaConf.is_list(cfg.models) or not cfg.models:
-        raise UserError(f"perf_table4: models={cfg.models!r} is not valid; valid: a list of conf/model names")
-    for model in cfg.models:  # each through bench.perf's own checks (model name, device, dtype, sizes)
-        parse_args([f"model={model}", f"seq_len={cfg.seq_len}", f"reps={cfg.reps}", f"warmup={cfg.warmup}",
-                    f"device={cfg.device}", f"dtype={cfg.dtype}", f"out_dir={cfg.out}"])
-    require_writable_dir(Path(cfg.out), "perf_table4 out")
-    return cfg
-
-
-def run(cfg) -> dict:
-    device, dtype = pick_device(cfg.device), getattr(torch, cfg.dtype)
-    entries = []
-    for model in cfg.models:
-        for batch in cfg.batches:
-            perf_cfg = parse_args([f"model={model}", f"batch={batch}", f"seq_len={cfg.seq_len}", f"reps={cfg.reps}",
-                                   f"warmup={cfg.warmup}", f"device={cfg.device}", f"dtype={cfg.dtype}",
-                                   f"out_dir={cfg.out}"])
-            bench = Bench(perf_cfg, RANK, device, dtype)
-            measured = rows()
-            measure(bench, measured)
-            lora = measured[0]  # rows() puts LoRA first: the reference of both ratios
-            lora_median, lora_mem = median_iqr(lora.samples)[0], lora.peak_mem_bytes
-            for row in measured:
-                median, iqr = median_iqr(row.samples)
-                entries.append({"model": model, "batch": batch, "method": row.method, "row": row.name,
-                                "median_step_ms": 1e3 * median, "iqr_ms": 1e3 * iqr,
-                                "peak_mem_mb": row.peak_mem_bytes / 2**20 if row.peak_mem_bytes is not None else None,
-                                "time_vs_lora": median / lora_median,
-                                "mem_vs_lora": row.peak_mem_bytes / lora_mem if row.peak_mem_bytes and lora_mem else None})
-            del bench
-    header = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads",
-              "dtype": cfg.dtype, "seq_len": cfg.seq_len, "reps": cfg.reps, "rank": RANK, "versions": versions(),
-              "memory": "CUDA peak allocation over a step" if device.type == "cuda"
-              else "bytes a step holds beyond the frozen weights (saved for backward + gradients + optimizer state)"}
-    return {"header": header, "entries": entries}
-
-
-def render(report: dict) -> str:
-    h = report["header"]
-    lines = ["# SaLoRA Table 4: training cost of SaLoRA against LoRA", "",
-             f"Generated by `python -m bench.perf_table4` ({h['when']}) on {h['device']}, {h['dtype']}, sequence length "
-             f"{h['seq_len']}, r {h['rank']}, {h['reps']} interleaved repetitions; random weights of each model's shape "
-             f"with a classifier head. Memory: {h['memory']}. SaLoRA is timed inside its gate window (gates sampled, "
-             "Lagrangian step), its costliest phase.", "",
-             "| model | batch | method | step ms (IQR) | × LoRA | memory MB | memory × LoRA | published |",
-             "|---|---|---|---|---|---|---|---|"]
-    for e in report["entries"]:
-        mem = "–" if e["peak_mem_mb"] is None else f"{e['peak_mem_mb']:.1f}"
-        mem_ratio = "–" if e["mem_vs_lora"] is None else f"{e['mem_vs_lora']:.3f}"
-        lines.append(f"| {e['model']} | {e['batch']} | {e['row']} | {e['median_step_ms']:.0f} ({e['iqr_ms']:.0f}) | "
-                     f"{e['time_vs_lora']:.3f} | {mem} | {mem_ratio} | n/a |")
-    lines += ["", "Published: n/a — the paper's Table 4 values could not be read from any stored source "
-              "(bench/published/salora_table4.csv records the search). A secondary summary of the paper "
-              "(bench/published/published_setup_facts.csv) gives SaLoRA +11% training time against LoRA at batch 32 "
-              "on an A100 40GB with very similar peak memory, without naming the model.", ""]
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> dict:
-    try:
-        cfg = parse(sys.argv[1:] if argv is None else argv)
-    except UserError as err:
-        report_and_exit(err)
-    report = run(cfg)
-    print(f"perf_table4: {write_outputs(Path(cfg.out), 'table4_perf', report, render(report))}")
-    return report
-
+from .perf.paper_tables import main as paper_tables
 
 if __name__ == "__main__":
-    main()
+    paper_tables(["salora", *sys.argv[1:]], command="python -m bench.perf_table4")

@@ -354,6 +354,12 @@ class AdapterMethod:
         """How many of its "restart" one-time costs an epoch of ``epoch_steps`` optimizer steps holds."""
         return 0.0
 
+    def activation_bytes(self, fan_in: int, fan_out: int, dtype_bytes: int) -> float:
+        """Bytes one adapted linear layer keeps for backward per token beyond what its frozen layer keeps (bench.plan's
+        memory plan): LoRA's rank-r product and, with dropout, the dropped input and its mask."""
+        dropped = fan_in * (dtype_bytes + 1) if getattr(self, "dropout", 0.0) else 0
+        return getattr(self, "r", 0) * dtype_bytes + dropped
+
     def macs_per_token(self, shape: ModelShape, base: nn.Module, tokens: int, seq_len: int) -> float:
         """The multiply-accumulates per token a training step adds to the frozen model's forward and input-gradient
         backward (methods/cost.py), on ``base`` (the model before ``apply``) of ``shape``, ``tokens`` per step in

@@ -252,6 +252,11 @@ class MoRA(AdapterMethod):
         return [PerfVariant(f"mora ({t})", {"mora_type": t}, goals=lora_parity if t in cls.LORA_FORM else ())
                 for t in MORA_TYPES]
 
+    def activation_bytes(self, fan_in: int, fan_out: int, dtype_bytes: int) -> float:
+        """The fused node keeps the (dropped) input it already holds for the frozen product and recomputes the
+        compressed one: beyond the frozen layer, only a dropped input."""
+        return fan_in * dtype_bytes if self.dropout else 0.0
+
     def macs_per_token(self, shape: ModelShape, base: nn.Module, tokens: int, seq_len: int) -> float:
         """3·r̂² per target for truncation and sharing; 3·c·r̂² for decoupling and rotation, M on each of the
         c = ⌈k/r̂⌉ blocks."""

@@ -14,7 +14,7 @@ model these methods return is a ``PeftModel`` (the suite's own methods return th
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -64,6 +64,12 @@ class DoRA(PeftBacked):
         return LoraConfig(task_type=task_type, r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
                           target_modules=self.target_modules, use_rslora=self.use_rslora, use_dora=True,
                           modules_to_save=self._modules_to_save(), bias=self.bias)
+
+    def activation_bytes(self, fan_in: int, fan_out: int, dtype_bytes: int) -> float:
+        """LoRA's, plus the outputs the magnitude's scaling multiplies: the LoRA output, and with dropout the frozen
+        product of the dropped input too (peft recomputes it on that input)."""
+        outputs = 2 if self.dropout else 1
+        return super().activation_bytes(fan_in, fan_out, dtype_bytes) + outputs * fan_out * dtype_bytes
 
     def macs_per_token(self, shape: ModelShape, base: nn.Module, tokens: int, seq_len: int) -> float:
         """LoRA's products plus the column norm of W + s·BA once a step (d·k·r, detached as in peft)."""

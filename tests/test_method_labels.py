@@ -1,5 +1,6 @@
-"""The label hooks (AdapterMethod.label, table_label, rank_label, setting_label) give what bench.report's name
-switches give, for every committed run record: the report can ask the method instead of knowing its name."""
+"""The label hooks (AdapterMethod.label, table_label, rank_label, setting_label) give, for every committed run record,
+what the report's name switches gave before the hooks existed (written out below as the oracle), and the report's
+labels are the hooks'."""
 
 from __future__ import annotations
 
@@ -8,12 +9,51 @@ from pathlib import Path
 
 import pytest
 
-from bench.report import METHOD_LABELS, method_label, rank_label, setting_of
+from bench.report import labels as report_labels
 from methods import METHODS
 from tests.conftest import REPO
 
 # SaLoRA Table 3's ablation rows: the SaLoRA paper's own row names (paper data), not the method's label.
 PAPER_ROW_LABELS = {"SaLoRA_lambda=0": "salora", "SaLoRA_beta=0": "salora"}
+
+
+# The report's switches before the hooks (bench/report.py at 52f507b), the oracle the hooks are held to.
+METHOD_LABELS = {"lora": "LoRA", "olora": "OLoRA", "cola": "COLA", "salora": "SaLoRA", "mora": "MoRA",
+                 "relora": "ReLoRA", "remora": "ReMoRA", "fft": "FFT", "dora": "DoRA", "loraplus": "LoRA+",
+                 "asylora": "AsyLoRA", "adalora": "AdaLoRA", "prefix": "Prefix", "prompt": "Prompt",
+                 "adapter_h": "Adapter^H", "adapter_p": "Adapter^P"}
+RANKLESS = ("fft", "prefix", "prompt")
+
+
+def method_label(cfg: dict) -> str:
+    m = cfg.get("method", {})
+    name = m.get("name", "?")
+    if name == "salora" and m.get("use_lagrangian") is False:
+        return "SaLoRA_lambda=0"
+    if name == "salora" and m.get("beta") == 0:
+        return "SaLoRA_beta=0"
+    if name == "cola" and not (m.get("knots") or []):
+        return "LoRA"
+    return METHOD_LABELS.get(name, name)
+
+
+def rank_label(cfg: dict) -> str:
+    m = cfg.get("method", {})
+    ranks = m.get("ranks")
+    if m.get("name") in RANKLESS:
+        return "–"
+    if m.get("name") == "cola" and ranks and len(ranks) == 2:
+        return f"{ranks[0]}->{ranks[1]}"
+    return str(m.get("r"))
+
+
+def setting_of(cfg: dict) -> str:
+    m = cfg.get("method", {})
+    if m.get("name") in ("mora", "remora") and "mora_type" in m:
+        return f"operator={m['mora_type']}"
+    if m.get("name") == "cola":
+        return f"chain length {len(m.get('knots') or []) + 1}"
+    return ""
 
 
 def committed_configs() -> list[dict]:
@@ -69,3 +109,13 @@ def test_hooks_on_configs_no_record_holds(method_cfg, labels):
     assert (cls.table_label(method_cfg), cls.rank_label(method_cfg), cls.setting_label(method_cfg)) == labels
     cfg = {"method": method_cfg}
     assert (rank_label(cfg), setting_of(cfg)) == labels[1:]
+
+
+def test_the_report_reads_its_labels_from_the_hooks():
+    for cfg in CONFIGS:
+        cls = hook_class(cfg)
+        assert report_labels.method_label(cfg) == cls.table_label(cfg["method"])
+        assert report_labels.rank_label(cfg) == cls.rank_label(cfg["method"])
+        assert report_labels.setting_of(cfg) == cls.setting_label(cfg["method"])
+    unknown = {"method": {"name": "not_in_this_checkout", "r": 4}}
+    assert (report_labels.method_label(unknown), report_labels.rank_label(unknown)) == ("not_in_this_checkout", "4")

@@ -33,9 +33,9 @@ def test_quick_perf_writes_a_complete_table_with_finite_ratios(tmp_path):
 
 
 def test_salora_table4_has_both_rows_per_model_and_batch(tmp_path):
-    from bench.perf_table4 import main as table4
+    from bench.perf.paper_tables import main as paper_tables
 
-    report = table4(["models=[tiny_roberta]", "batches=[2,3]", "seq_len=8", "reps=2", f"out={tmp_path}"])
+    (report,) = paper_tables(["salora", "models=[tiny_roberta]", "batches=[2,3]", "seq_len=8", "reps=2", f"out={tmp_path}"])
     assert [(e["batch"], e["method"]) for e in report["entries"]] == [(2, "lora"), (2, "salora"), (3, "lora"), (3, "salora")]
     for e in report["entries"]:
         assert math.isfinite(e["time_vs_lora"]) and e["time_vs_lora"] > 0 and e["peak_mem_mb"] > 0
@@ -45,10 +45,10 @@ def test_salora_table4_has_both_rows_per_model_and_batch(tmp_path):
 def test_salora_table4_bad_argument_is_one_line(tmp_path, capsys):
     import pytest
 
-    from bench.perf_table4 import main as table4
+    from bench.perf.paper_tables import main as paper_tables
 
     with pytest.raises(SystemExit) as exit_:
-        table4(["batches=[0]", f"out={tmp_path}"])
+        paper_tables(["salora", "batches=[0]", f"out={tmp_path}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(err) == 1 and "batches=[0]" in err[0] and "integers >= 1" in err[0]
 
@@ -74,7 +74,7 @@ def test_the_median_interval_is_the_binomial_order_statistics():
     """n 40: the 14th and 27th values (P(14 <= Binom(40, 1/2) <= 26) = 0.962 >= 0.95); n 5 is too few to cover it."""
     from scipy import stats
 
-    from bench.perf.summary import median_interval
+    from bench.stats import median_interval
 
     values = [float(v) for v in range(40, 0, -1)]  # unsorted on purpose: 40, 39, ..., 1
     assert median_interval(values) == (14.0, 27.0)

@@ -29,6 +29,22 @@ def _jobs(plan: Plan, tier: str) -> dict[str, list[list[str]]]:
 
 
 @dataclass(frozen=True)
+class PerfTable:
+    """A paper's table of training cost (step time, memory) by model and batch, measured by bench.perf's loop
+    (python -m bench.perf.paper_tables <paper>): rows as (label, method, training progress at which it is timed)."""
+    stem: str                                   # results/<paper>/<stem>.md and .json
+    title: str
+    rows: tuple[tuple[str, str, float], ...]    # the first row is the reference of every ratio
+    models: tuple[str, ...]
+    batches: tuple[int, ...]
+    rank: int = 8
+    seq_len: int = 128
+    about: str = ""                             # what the rows are timed at, after the generic header
+    published: str = "n/a"                      # the paper's own numbers' column, and a note on them
+    published_note: str = ""
+
+
+@dataclass(frozen=True)
 class PaperSpec:
     name: str
     title: str
@@ -40,6 +56,7 @@ class PaperSpec:
     figures: dict[str, Figure] = field(default_factory=dict)   # figure file stem -> what draws it
     claims_tier: str = "small"                # the tier whose runs the claims are tested on
     notes: tuple[str, ...] = field(default_factory=tuple)  # stand-ins and what could not fit, said on the page
+    perf_tables: tuple[PerfTable, ...] = ()   # its cost tables, measured rather than trained (bench.perf.paper_tables)
     published_dir: Path = PUBLISHED_DIR       # where <name>_table*.csv are
     experiment_dir: Path = EXPERIMENTS_DIR    # where the experiments' YAML files are
     kind: ClassVar[str] = "paper"

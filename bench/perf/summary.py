@@ -3,47 +3,19 @@ intervals, the goals each row is held to and the verdicts, the page (results/per
 
 from __future__ import annotations
 
-import math
-import statistics
 from pathlib import Path
 
 from methods import METHODS
 
 from ..records import atomic_write_json, atomic_write_text
+from ..stats import median_interval, median_iqr, paired_ratios, verdict
 from .bench import FLOOR_ROW, PEFT_ROW, PER_LAYER_ROW, REFERENCE_METHOD, SUITE_ROW, Row
-
-
-def median_iqr(samples: list[float]) -> tuple[float, float]:
-    median = statistics.median(samples)
-    if len(samples) < 2:
-        return median, 0.0
-    q1, _, q3 = statistics.quantiles(samples, n=4)
-    return median, q3 - q1
 
 
 def amortised_extra(row: Row, cfg) -> float:
     """Seconds a step carries of the row's one-time costs (COLA's knot, ReLoRA's restarts) over an epoch; an init
     (OLoRA's QR) is shown as its share of an epoch instead."""
     return row.one_time_s * row.one_time_count / cfg.epoch_steps if row.one_time_cost != "init" else 0.0
-
-
-def paired_ratios(steps: list[float], reference: list[float]) -> list[float]:
-    """Each repetition's ratio. One repetition runs every row back to back, so the machine's slow drift (frequency,
-    other tenants) divides out of each ratio, where a ratio of two medians taken from different moments keeps it."""
-    return [step / ref for step, ref in zip(steps, reference, strict=True)]
-
-
-def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
-    """A distribution-free interval for the median: the order statistics x_(k) and x_(n+1-k), k the binomial
-    quantile, covering the median with at least ``confidence`` (n 40: the 14th and 27th values, 96.2%). Unbounded
-    where n is too small for any pair to cover it."""
-    from scipy import stats
-
-    ordered = sorted(values)
-    k = int(stats.binom.ppf((1 - confidence) / 2, len(ordered), 0.5))  # 1-based index of the lower end
-    if k < 1 or len(ordered) + 1 - k < k:  # no pair of order statistics reaches the coverage
-        return -math.inf, math.inf
-    return ordered[k - 1], ordered[len(ordered) - k]
 
 
 def summarise(rows: list[Row], cfg) -> list[dict]:
@@ -102,7 +74,7 @@ def goal_verdict(entry: dict, key: str, limit: float) -> str:
     """met: the median ratio's 95% interval lies at or below the limit; missed: above it; unresolved: it spans the
     limit (the machine's spread over these repetitions cannot tell). Entries without an interval: the median."""
     low, high = entry.get(f"{key}_ci") or (entry[key], entry[key])
-    return "met" if high <= limit else "missed" if low > limit else "unresolved"
+    return {"held": "met", "contradicted": "missed"}.get(verdict(low, high, limit, "less", inclusive=True), "unresolved")
 
 
 def goals_for(entry: dict, rank: str) -> list[tuple[str, str]]:
@@ -140,8 +112,8 @@ def render(report: dict) -> str:
         counts = dict.fromkeys(VERDICTS, 0)
         for e in rows:
             goals = goals_for(e, str(r))
-            for _, verdict in goals:
-                counts[verdict] += 1
+            for _, outcome in goals:
+                counts[outcome] += 1
             fmt = lambda v, p=2: "–" if v is None else f"{v:.{p}f}"  # noqa: E731
             extra = (f" (init {e['one_time_s']:.3f} s = {100 * e['one_time_share_of_epoch']:.3f}% of an epoch)"
                      if e["one_time_share_of_epoch"] else "")
