@@ -84,3 +84,135 @@ def test_curve_metrics_read_the_logged_rows():
     assert metric_of({"steps": 60}, rows, "mid.eval_loss") == 0.4
     with pytest.raises(ValueError, match="unknown kind"):
         metric_of({}, rows, "median.eval_loss")
+
+
+# ------------------------------------------------------------------------------------------------- the engine's rules
+def arm_runs(values: dict[str, list[float]], experiment: str = "exp_small", extra: dict | None = None):
+    """Runs of several arms over seeds: {arm name: [value per seed]}."""
+    return [({"method": {"name": arm}, "seed": seed, **(extra or {})}, {"metrics": {"acc": v}, "experiment": experiment})
+            for arm, vals in values.items() for seed, v in enumerate(vals, start=1)]
+
+
+def tiered(claim, records, tier="small"):
+    values = paired_values(claim, records, lambda r: metric_of(r[1], [], claim.metric), lambda r: r[0], tier=tier,
+                           experiment_of=lambda r: r[1].get("experiment"),
+                           value_of_expr=lambda r, expr: metric_of(r[1], [], expr))
+    return evaluate_claim(claim, values, tier)
+
+
+def test_a_difference_of_differences_weighs_every_arm_per_seed():
+    arms = ({"method.name": "remora"}, {"method.name": "mora"}, {"method.name": "relora"}, {"method.name": "lora"})
+    claim = Claim("did", "Table 3", "ReMoRA's gain over MoRA exceeds ReLoRA's over LoRA", "exp", "final.acc", arms,
+                  ("ReMoRA", "MoRA", "ReLoRA", "LoRA"), weights=(1, -1, -1, 1))
+    records = arm_runs({"remora": [5, 6, 7], "mora": [1, 1, 1], "relora": [2, 2, 2], "lora": [1, 2, 3]})
+    o = tiered(claim, records)
+    assert o.values == [(5 - 1) - (2 - 1), (6 - 1) - (2 - 2), (7 - 1) - (2 - 3)]   # written out per seed
+    assert o.n == 3 and o.verdict == "held"
+
+
+def test_only_the_claims_experiments_at_the_tier_feed_it():
+    claim = Claim("exp-only", "T", "a beats b", "exp", "final.acc", CLAIM.arms)
+    mine = arm_runs({"a": [0.6, 0.7, 0.65], "b": [0.5, 0.55, 0.6]})
+    other = arm_runs({"a": [0.0] * 5, "b": [1.0] * 5}, experiment="other_small")
+    paper = arm_runs({"a": [0.0] * 3, "b": [1.0] * 3}, experiment="exp")
+    assert tiered(claim, mine + other + paper).values == pytest.approx([0.1, 0.15, 0.05])
+    assert tiered(claim, mine + other + paper, tier="paper").verdict == "contradicted"
+    pooled = Claim("pooled", "T", "a beats b", "exp", "final.acc", CLAIM.arms, experiments=("other",))
+    with pytest.raises(Exception, match="several runs"):   # two experiments, one seed each arm: never silently one
+        tiered(pooled, mine + other)
+
+
+def test_a_searched_grid_reads_each_arms_selected_setting():
+    select = {"report": {"select": {"over": ["trainer.learning_rate"], "by": "final.acc", "direction": "greater"}}}
+    records = []
+    for lr, bonus in ((1e-4, 0.0), (3e-4, 0.2)):   # a's best setting is 3e-4; b is flat
+        for cfg, result in arm_runs({"a": [0.5, 0.6, 0.55], "b": [0.5, 0.5, 0.5]}, experiment="exp"):
+            cfg = {**cfg, **select, "trainer": {"learning_rate": lr}}
+            bump = bonus if cfg["method"]["name"] == "a" else 0.0
+            records.append((cfg, {**result, "metrics": {"acc": result["metrics"]["acc"] + bump}}))
+    claim = Claim("grid", "T", "a beats b", "exp", "final.acc", CLAIM.arms)
+    assert tiered(claim, records, tier="paper").values == pytest.approx([0.2, 0.3, 0.25])
+
+
+def test_holm_keeps_what_survives_the_step_down_written_out():
+    from bench.report.claims import Outcome, holm
+
+    def outcome_with(p: float, verdict: str = "held") -> Outcome:
+        return Outcome(CLAIM, 5, 0.1, 0.01, 0.2, verdict, p_held=p)
+
+    # m = 4 at alpha 0.025: thresholds 0.00625, 0.00833, 0.0125, 0.025 for the sorted p-values.
+    outcomes = [outcome_with(p) for p in (0.001, 0.008, 0.02, 0.024)]
+    holm(outcomes)
+    assert [o.survives_holm for o in outcomes] == [True, True, False, False]   # 0.02 > 0.0125 stops the step-down
+
+
+def test_the_one_sided_p_values_are_the_t_tests_written_out():
+    from scipy import stats as scipy_stats
+
+    from bench.report.claims import one_sided_p
+
+    values = [0.05, 0.07, 0.04, 0.06, 0.05]
+    t = statistics.fmean(values) / (statistics.stdev(values) / math.sqrt(5))
+    held, contradicted = one_sided_p(values, 0.0, "greater")
+    assert held == pytest.approx(1 - scipy_stats.t.cdf(t, 4)) and contradicted == pytest.approx(scipy_stats.t.cdf(t, 4))
+    assert held < 0.025   # the 95% interval excludes 0: the two agree
+
+
+# ------------------------------------------------------------------------------------------------- registration
+def test_registration_freezes_a_claim_and_a_change_needs_a_dated_reason(tmp_path):
+    from dataclasses import replace
+
+    from bench.errors import UserError
+    from bench.papers import registry
+    from bench.papers.spec import PaperSpec
+
+    spec = PaperSpec("toy", "Toy", 99, {}, {"small": ("exp",)}, (CLAIM,))
+    assert registry.problems(spec, tmp_path) == [f"toy: claim 'c' differs from its registration (not registered); "
+                                                 "register it again with a reason: python -m bench.papers register "
+                                                 "toy --reason TEXT"]
+    registry.register(spec, directory=tmp_path, results=tmp_path, today="2026-12-01")
+    assert registry.problems(spec, tmp_path) == []
+    widened = replace(spec, claims=(replace(CLAIM, margin=0.05),))
+    assert "(margin)" in registry.problems(widened, tmp_path)[0]          # a margin edited in the spec is caught
+    with pytest.raises(UserError, match="changes \\(margin\\)"):
+        registry.register(widened, directory=tmp_path, results=tmp_path)
+    registry.register(widened, reason="the paper's own precision", directory=tmp_path, results=tmp_path,
+                      today="2026-12-02")
+    history = registry.load("toy", tmp_path)["c"]
+    assert [(e.registered, e.definition["margin"], e.reason) for e in history] == [
+        ("2026-12-01", 0.0, ""), ("2026-12-02", 0.05, "the paper's own precision")]
+    withdrawn = replace(spec, claims=())
+    registry.register(withdrawn, reason="not the paper's claim", directory=tmp_path, results=tmp_path)
+    assert registry.load("toy", tmp_path)["c"][-1].definition is None and registry.problems(withdrawn, tmp_path) == []
+
+
+# ------------------------------------------------------------------------------------------------- paper scale
+def test_paper_scale_records_get_verdicts_with_intervals_on_the_page(tmp_path):
+    """Synthetic paper-scale records of a claim's experiment: the same engine gives them a verdict and an interval,
+    on the page beside the small tier's."""
+    import json
+
+    from bench.papers.spec import PaperSpec
+    from bench.report.page import report_paper
+    from bench.report.records import Run
+
+    claim = Claim("c", "Table 1", "a beats b", "exp", "final.acc", CLAIM.arms, ("A", "B"), unit="accuracy",
+                  tier_where={"small": {"method.r": 4}, "paper": {"method.r": 8}})
+    spec = PaperSpec("toy", "Toy: paper scale", 99, {}, {"small": ("exp",), "paper": ("exp",)}, (claim,),
+                     published_dir=tmp_path)
+    runs = []
+    for tier, r, experiment in (("small", 4, "exp_small"), ("paper", 8, "exp")):
+        for arm, base in (("a", 0.6), ("b", 0.5)):
+            for seed in (1, 2, 3):
+                cfg = {"method": {"name": arm, "r": r}, "seed": seed, "scale": {"name": tier},
+                       "report": {"paper": "toy", "tables": []}, "model": {"name": "m"}, "task": {"name": "t"}}
+                noise = 0.003 * (seed % 2) if arm == "a" else 0.0
+                result = {"config": cfg, "experiment": experiment, "metrics": {"acc": base + 0.01 * seed + noise},
+                          "train_loss": [[1, 1.0]]}
+                runs.append(Run(tmp_path / f"{tier}-{arm}-{seed}.json", "ok", result, rows=[]))
+    report_paper(spec, runs, tmp_path)
+    page = (tmp_path / "toy" / "README.md").read_text()
+    assert "At scale=small: the paper's claims: 1 held" in page and "At scale=paper: the paper's claims: 1 held" in page
+    assert "### scale=paper: the paper's claims" in page and page.count("| 3 | **held** (Holm) |") == 2
+    assert page.count("| 0.102 [0.098, 0.106] |") == 2   # mean (0.103 + 0.1 + 0.103) / 3 and its t-interval
+    assert json.dumps(spec.registration()) == "{}"

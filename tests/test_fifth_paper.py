@@ -96,7 +96,7 @@ def test_a_fifth_paper_from_a_fixture_gets_its_page_without_touching_the_reposit
         f"{m}-s{s}.json" for m in ("lora", "mora") for s in (1, 2, 3))
     page = (out / "toy" / "README.md").read_text()
     assert page.startswith("# Toy: A Throwaway Fifth Paper (test fixture)")
-    assert "| MoRA memorises UUID pairs better than LoRA | Table 1 |" in page and "| 3 | **held** |" in page
+    assert "| MoRA memorises UUID pairs better than LoRA | Table 1 |" in page and "| 3 | **held** (Holm) |" in page
     assert "![fig1_memorisation](fig1_memorisation.png)" in page and (out / "toy" / "fig1_memorisation.png").stat().st_size
     with open(out / "toy" / "table1.csv", newline="") as f:
         cells = {(r["method"], r["metric"]): (r["reproduced"], r["published"]) for r in csv.DictReader(f)}

@@ -30,7 +30,7 @@ def _discovered() -> tuple[Any, ...]:
     report's building blocks, which must never need this registry)."""
     found = []
     for module in pkgutil.iter_modules(__path__):
-        if module.name.startswith("_") or module.name == "spec":
+        if module.name.startswith("_") or module.name in ("spec", "registry"):
             continue
         spec = getattr(importlib.import_module(f"{__name__}.{module.name}"), "SPEC", None)
         if spec is not None:

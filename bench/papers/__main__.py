@@ -1,8 +1,10 @@
-"""`python -m bench.papers list` | `python -m bench.papers experiments PAPER TIER` | `python -m bench.papers check`.
+"""`python -m bench.papers list` | `experiments PAPER TIER` | `register PAPER [--reason TEXT]` | `check`.
 
-``check``: every spec names existing experiments, figures and tiers, and the committed records of every spec (each
-paper and the comparison) are the runs their current small-tier sweeps launch (bench/sweep/sweeps.py); each problem
-is one line, exit 1."""
+``register``: the paper's claims as they stand, frozen in bench/papers/registrations/<paper>.json (bench/papers/
+registry.py); a changed or withdrawn claim needs a reason. ``check``: every spec names existing experiments, figures
+and tiers, every claim is its registration, and the committed records of every spec (each paper and the
+comparison) are the runs their current small-tier sweeps launch (bench/sweep/sweeps.py); each problem is one line,
+exit 1."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from ..paths import RESULTS_DIR as RESULTS
 from . import load, names, specs, validate
 
 USAGE = ("usage: python -m bench.papers list | python -m bench.papers experiments PAPER TIER | "
-         "python -m bench.papers check")
+         "python -m bench.papers register PAPER [--reason TEXT] | python -m bench.papers check")
 
 
 def committed_record_problems(results: Path = RESULTS, tier: str = "small") -> list[str]:
@@ -28,12 +30,21 @@ def main(argv: list[str]) -> None:
         if argv[:1] == ["check"] and len(argv) == 1:
             for spec in specs():
                 validate(spec)
-            problems = committed_record_problems()
+            from . import registry
+
+            problems = [line for spec in specs("paper") for line in registry.problems(spec)]
+            problems += committed_record_problems()
             for line in problems:
                 print(line, file=sys.stderr)
             if problems:
                 sys.exit(1)
-            print(f"papers: {len(names())} specs ok; the committed records are the runs of the current sweeps")
+            print(f"papers: {len(names())} specs ok; every claim is its registration; the committed records are the "
+                  "runs of the current sweeps")
+        elif argv[:1] == ["register"] and (len(argv) == 2 or (len(argv) == 4 and argv[2] == "--reason")):
+            from . import registry
+
+            lines = registry.register(load(argv[1]), reason=argv[3] if len(argv) == 4 else "")
+            print("\n".join(lines) or f"papers: every claim of {argv[1]} is registered as it stands")
         elif argv == ["list"]:
             print("\n".join(names()))
         elif argv[:1] == ["experiments"] and len(argv) == 3:

@@ -28,6 +28,29 @@ def _jobs(plan: Plan, tier: str) -> dict[str, list[list[str]]]:
     return jobs
 
 
+COVERAGE_STATUSES = ("tested", "paper-scale only", "not testable here")
+ARTEFACT_STATUSES = ("small + paper", "paper only", "not reproducible here")
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """One headline claim of the paper, in its words, and how the suite tests it."""
+    quote: str
+    source: str
+    status: str                          # one of COVERAGE_STATUSES
+    claims: tuple[str, ...] = ()         # the claim ids that test it (status "tested", or paper-scale ones)
+    reason: str = ""                     # why it is tested only at paper scale, or not here at all
+
+
+@dataclass(frozen=True)
+class Artefact:
+    """A table or figure of the paper, and the tiers that reproduce it."""
+    name: str                            # "Table 1", "Fig. 2"
+    status: str                          # one of ARTEFACT_STATUSES
+    experiments: tuple[str, ...] = ()    # base experiment names that feed it
+    reason: str = ""                     # what the small tier cannot do, or why nothing can
+
+
 @dataclass(frozen=True)
 class PerfTable:
     """A paper's table of training cost (step time, memory) by model and batch, measured by bench.perf's loop
@@ -57,6 +80,8 @@ class PaperSpec:
     claims_tier: str = "small"                # the tier whose runs the claims are tested on
     notes: tuple[str, ...] = field(default_factory=tuple)  # stand-ins and what could not fit, said on the page
     perf_tables: tuple[PerfTable, ...] = ()   # its cost tables, measured rather than trained (bench.perf.paper_tables)
+    coverage: tuple[Coverage, ...] = ()       # every headline claim of the paper: tested, paper-scale only, or not here
+    artefacts: tuple[Artefact, ...] = ()      # every table and figure: small + paper, paper only, or not here
     published_dir: Path = PUBLISHED_DIR       # where <name>_table*.csv are
     experiment_dir: Path = EXPERIMENTS_DIR    # where the experiments' YAML files are
     kind: ClassVar[str] = "paper"
@@ -81,8 +106,24 @@ class PaperSpec:
     def report_argv(self) -> list[str]:
         return ["-m", "bench.report", "--paper", self.name]
 
+    def registration(self) -> dict[str, list]:
+        """Each claim's registration history (bench/papers/registry.py), for its page."""
+        from . import registry
+
+        return registry.load(self.name)
+
     def validate(self) -> None:
         """One line naming the first thing the spec names that does not exist."""
+        ids = {claim.id for claim in self.claims}
+        for item in self.coverage:
+            if item.status not in COVERAGE_STATUSES or not set(item.claims) <= ids:
+                raise UserError(f"paper spec {self.name}: coverage of {item.source!r}: status {item.status!r}, claims "
+                                f"{list(item.claims)}; valid: a status in {list(COVERAGE_STATUSES)} and claim ids of "
+                                "the spec")
+        for artefact in self.artefacts:
+            if artefact.status not in ARTEFACT_STATUSES:
+                raise UserError(f"paper spec {self.name}: {artefact.name}: status {artefact.status!r}; valid: "
+                                f"{list(ARTEFACT_STATUSES)}")
         for tier in self.experiments:
             if tier not in TIERS:
                 raise UserError(f"paper spec {self.name}: tier {tier!r}; valid: {list(TIERS)}")
@@ -95,9 +136,13 @@ class PaperSpec:
                 raise UserError(f"paper spec {self.name}: figure {stem!r} is {draw!r}; valid: a callable (runs, path)")
         tier_experiments = set(self.experiments.get(self.claims_tier, ()))
         for claim in self.claims:
-            if claim.experiment not in tier_experiments:
-                raise UserError(f"paper spec {self.name}: claim {claim.id!r} names experiment {claim.experiment!r}, "
+            missing = [e for e in claim.all_experiments if e not in tier_experiments]
+            if missing:
+                raise UserError(f"paper spec {self.name}: claim {claim.id!r} names experiment {missing[0]!r}, "
                                 f"which the {self.claims_tier} tier does not run; valid: {sorted(tier_experiments)}")
+            if claim.at_paper_setting and claim.at_paper_setting not in ids:
+                raise UserError(f"paper spec {self.name}: claim {claim.id!r}: at_paper_setting="
+                                f"{claim.at_paper_setting!r}; valid: a claim id of the spec")
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,12 @@ class TableRules:
     method_aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # method name -> the paper's names
     any_rank: Callable[[str, str], bool] | None = None                 # (row method, row rank) -> any rank fills it
     setting_filters: tuple[Callable[[str, Run, bool], bool], ...] = ()  # (row setting, run, by model) -> may fill it
+    # A stand-in block's rank, as the rank of the paper's it stands in for (e.g. small r 4 -> "4 (for 256)"): by
+    # (experiment base name, rank) or by rank alone, the experiment-specific entry first.
+    stand_in_ranks: Mapping[Any, str] = field(default_factory=dict)
+    # A column (the paper's task label) no experiment fills at paper scale, and why: its cells read that instead of
+    # "not run" (e.g. "no experiment", "no public data").
+    column_status: Mapping[str, str] = field(default_factory=dict)
 
 
 def row_method(cfg: dict, rules: TableRules) -> str:
@@ -163,8 +169,10 @@ def cell_values(runs: list[Run], spec: Any, rk: tuple, ck: tuple, by_model: bool
     return values, failed, chosen
 
 
-def render_table(spec: Any, layout: Layout, runs: list[Run], scale_runs: list[Run]) -> tuple[str, list[dict]]:
-    """Markdown + CSV rows of one table: the published layout with reproduced beside published."""
+def render_table(spec: Any, layout: Layout, runs: list[Run], scale_runs: list[Run],
+                 shown_blocks: dict[frozenset, str] | None = None, name: str = "") -> tuple[str, list[dict]]:
+    """Markdown + CSV rows of one table: the published layout with reproduced beside published, then its stand-in
+    block, unless the same runs' block is already under another table of the page (``shown_blocks``)."""
     rules = spec.tables
 
     def derived_metric(ck: tuple) -> bool:
@@ -206,7 +214,7 @@ def render_table(spec: Any, layout: Layout, runs: list[Run], scale_runs: list[Ru
                 reproduced = "derived"
             else:
                 vals, failed, chosen = cells[(rk, ck)]
-                reproduced = fmt(vals, ck[1], rules) or ("failed" if failed else "not run")
+                reproduced = fmt(vals, ck[1], rules) or ("failed" if failed else rules.column_status.get(ck[0], "not run"))
                 if vals and chosen:
                     reproduced += f" [{chosen}]"
                 key = (rk[0], rk[2], ck)
@@ -219,12 +227,20 @@ def render_table(spec: Any, layout: Layout, runs: list[Run], scale_runs: list[Ru
         lines.append(f"| {rk[0] or 'not named (any model)'} | {rk[1]} | {rk[2] or '–'} | {rk[3] or '–'} | " + " | ".join(out) + " |")
     md = "\n".join(lines)
     md += "\n\nCells read *reproduced / published*. Reproduced = runs of the paper's own model at scale=paper " \
-          "(mean ± std over seeds); \"not run\" = no such run here; \"failed\" = its runs failed (see error.json); " \
+          "(mean ± std over seeds); \"not run\" = an experiment exists (`make reproduce-<paper> SCALE=paper`) but " \
+          "no record of it is here; \"no experiment\" = none exists for that cell, \"no public data\" = its " \
+          "data is not public; \"failed\" = its runs failed (see error.json); " \
           "published \"n/a\" = not transcribed (never invented). Winners per the paper's convention in bold."
     for metric, note in rules.column_notes.items():
         if any(ck[1] == metric for ck in layout.col_keys):
             md += "\n\n" + note
-    md += "\n\n" + render_scale_table(spec, layout, scale_runs)
+    block = frozenset(run.name for run in scale_runs)
+    if shown_blocks is not None and block and block in shown_blocks:
+        md += f"\n\nIts stand-in runs are those of Table {shown_blocks[block]}: see the block under it."
+    else:
+        if shown_blocks is not None and block:
+            shown_blocks[block] = name
+        md += "\n\n" + render_scale_table(spec, layout, scale_runs)
     return md, csv_rows
 
 
@@ -234,9 +250,10 @@ def render_scale_table(spec: Any, layout: Layout, runs: list[Run]) -> str:
     if not runs:
         return "_No runs at a smaller scale feed this table yet._"
     groups: dict[tuple, list[Run]] = defaultdict(list)
-    for run in runs:
+    for run in runs:   # one experiment a row: runs of two experiments are never pooled into one cell
         cfg = run.cfg
-        groups[(model_label(run.model_name), row_method(cfg, rules), rank_label(cfg), setting_of(cfg))].append(run)
+        groups[(run.experiment or "–", model_label(run.model_name), row_method(cfg, rules), stand_in_rank(run, rules),
+                setting_of(cfg))].append(run)
     cols = [ck for ck in layout.col_keys if ck[1] not in rules.derived_metrics]
     task_of = {ck: ck[0] for ck in cols}
     # A stand-in task none of the paper's columns names (the corpus standing in for GLUE) gets its own eval-loss
@@ -248,10 +265,11 @@ def render_scale_table(spec: Any, layout: Layout, runs: list[Run]) -> str:
             cols.append(ck)
             task_of[ck] = task_labels.get(name) or name
     lines = [f"At scale={runs[0].scale} (stand-in models; read against each other, not against the paper's numbers):", "",
-             "| model | method | rank | setting | " + " | ".join(" ".join(x for x in (c[0], c[2], f'({c[1]})') if x) for c in cols) + " |",
-             "|" + "---|" * (4 + len(cols))]
+             "| experiment | model | method | rank | setting | "
+             + " | ".join(" ".join(x for x in (c[0], c[2], f'({c[1]})') if x) for c in cols) + " |",
+             "|" + "---|" * (5 + len(cols))]
     for key in sorted(groups):
-        model, method, rank, setting = key
+        experiment, model, method, rank, setting = key
         out = []
         for ck in cols:
             vals, failed = [], 0
@@ -268,8 +286,16 @@ def render_scale_table(spec: Any, layout: Layout, runs: list[Run]) -> str:
                     vals.append(float(v))
             out.append(fmt(vals, ck[1], rules) or ("failed" if failed else "–"))
         if any(o != "–" for o in out):
-            lines.append(f"| {model} | {method} | {rank} | {setting or '–'} | " + " | ".join(out) + " |")
+            lines.append(f"| {experiment} | {model} | {method} | {rank} | {setting or '–'} | " + " | ".join(out) + " |")
     return "\n".join(lines)
+
+
+def stand_in_rank(run: Run, rules: TableRules) -> str:
+    """A stand-in run's rank, with the paper's rank it stands in for where the spec maps it."""
+    rank = rank_label(run.cfg)
+    base = (run.experiment or "").rsplit("_", 1)[0]
+    paper_rank = rules.stand_in_ranks.get((base, rank), rules.stand_in_ranks.get(rank))
+    return f"{rank} (for {paper_rank})" if paper_rank else rank
 
 
 def runs_for(runs: list[Run], paper: str, table: str) -> list[Run]:
