@@ -78,7 +78,9 @@ class PaperSpec:
     tables: TableRules = TableRules()
     figures: dict[str, Figure] = field(default_factory=dict)   # figure file stem -> what draws it
     claims_tier: str = "small"                # the tier whose runs the claims are tested on
-    notes: tuple[str, ...] = field(default_factory=tuple)  # stand-ins and what could not fit, said on the page
+    # Stand-ins and what could not fit, said on the page: sentences, or callables (the paper's runs -> a sentence)
+    # for anything stated about the records, so the numbers come from them.
+    notes: tuple[str | Callable[[list], str], ...] = field(default_factory=tuple)
     perf_tables: tuple[PerfTable, ...] = ()   # its cost tables, measured rather than trained (bench.perf.paper_tables)
     coverage: tuple[Coverage, ...] = ()       # every headline claim of the paper: tested, paper-scale only, or not here
     artefacts: tuple[Artefact, ...] = ()      # every table and figure: small + paper, paper only, or not here

@@ -422,8 +422,14 @@ def _row(o: Outcome, registration: dict[str, list]) -> str:
             f"{_registered(c, registration)} | {o.effect} | {pairs} | {_verdict_cell(o)}{note} |")
 
 
+def render_notes(spec: Any, runs: list) -> list[str]:
+    """The spec's notes: sentences, or callables computing them from the paper's runs (a number a page states about
+    the records is read off them, never typed in)."""
+    return [note(runs) if callable(note) else note for note in spec.notes]
+
+
 def render_claims(spec: Any, outcomes: dict[str, list[Outcome]], ran: set[str],
-                  registration: dict[str, list]) -> list[str]:
+                  registration: dict[str, list], runs: list = ()) -> list[str]:
     lines = ["## Claims", "", RULES, ""]
     header = ["| claim (the paper's words) | source | test: metric, arms, margin | registered | effect [95% CI] | pairs | "
               "verdict |", "|---|---|---|---|---|---|---|"]
@@ -449,8 +455,9 @@ def render_claims(spec: Any, outcomes: dict[str, list[Outcome]], ran: set[str],
     if stand_ins:
         lines += ["Stand-ins (what the small tier runs instead of the paper's setting): " + "; ".join(stand_ins) + ".", ""]
     lines += render_coverage(spec)
-    if spec.notes:
-        lines += ["What the small tier does not cover, and why:", ""] + [f"- {n}" for n in spec.notes] + [""]
+    notes = [n for n in render_notes(spec, list(runs)) if n]
+    if notes:
+        lines += ["What the small tier does not cover, and why:", ""] + [f"- {n}" for n in notes] + [""]
     return lines
 
 
