@@ -15,7 +15,7 @@ from scipy import stats
 from sklearn.metrics import f1_score, matthews_corrcoef
 from tqdm.auto import tqdm
 
-from .data import Collator, encode, option_mean_logprob
+from .run.data import Collator, encode, option_mean_logprob
 from .tasks.instruct import final_number
 from .tasks.math_answers import equivalent, last_boxed, predicted_answer
 

@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     from omegaconf import OmegaConf
 
     from .errors import DiskFull, UserError, is_disk_full, report_and_exit
-    from .models import load_model, load_tokenizer
+    from .run.models import load_model, load_tokenizer
     from .records import load_tensor_file
     from .tasks import get_spec
 

@@ -25,7 +25,7 @@ from .records import ERROR, RunRefused, atomic_write_json, read_json, write_erro
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")  # bench/conf: conf/ in a checkout
 def hydra_entry(cfg: DictConfig):
-    from .run import execute  # heavy imports after Hydra has parsed the command line
+    from .run.execute import execute  # heavy imports after Hydra has parsed the command line
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)

@@ -26,7 +26,7 @@ def compose_cfg(overrides: list[str], runs_dir: Path):
 
 
 def run_inprocess(overrides: list[str], tmp_path: Path, name: str = "run") -> tuple[dict, Path]:
-    from bench.run import execute
+    from bench.run.execute import execute
 
     cfg = compose_cfg(overrides, tmp_path)
     run_dir = tmp_path / name

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from bench.data import Collator
-from bench.trainer import AdapterTrainer, MethodHooks
+from bench.run.data import Collator
+from bench.run.trainer import AdapterTrainer, MethodHooks
 from methods import BASELINES, METHODS, build_method
 from methods.bottleneck import BottleneckAdapter
 from tests.bench_helpers import FAST, run_inprocess
@@ -167,7 +167,7 @@ def test_a_baseline_resumed_from_a_checkpoint_ends_as_the_uninterrupted_run(meth
 
 @pytest.mark.parametrize("method", ["dora", "adalora", "prefix", "prompt"])
 def test_trainable_counts_match_peft_s_own(method):
-    from bench.models import count_parameters
+    from bench.run.models import count_parameters
 
     model = build_method(method, r=4, target_modules=["q_proj", "v_proj"]).apply(tiny_llama())
     assert count_parameters(model)[0] == model.get_nb_trainable_parameters()[0] > 0

@@ -14,11 +14,11 @@ import torch
 from datasets import Dataset
 from transformers import TrainerCallback
 
-from bench.data import Collator, encode
-from bench.models import load_model, load_tokenizer
+from bench.run.data import Collator, encode
+from bench.run.models import load_model, load_tokenizer
 from bench.records import RESULT_KEYS
 from bench.tasks.uuid_pairs import to_example, uuid_pairs
-from bench.trainer import AdapterTrainer, MethodHooks
+from bench.run.trainer import AdapterTrainer, MethodHooks
 from methods import METHODS, build_method
 from tests.bench_helpers import FAST, REPO, cli_env, compose_cfg, finite, run_cli, run_inprocess
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bench.trainer import COMPLETE, checkpoint_damage, checkpoint_digests, last_complete_checkpoint
+from bench.run.trainer import COMPLETE, checkpoint_damage, checkpoint_digests, last_complete_checkpoint
 from tests.bench_helpers import FAST, run_inprocess
 
 
@@ -84,7 +84,7 @@ def test_a_full_disk_mid_checkpoint_is_one_line_and_the_rerun_ends_as_the_uninte
     import pytest
 
     from bench.errors import DiskFull
-    from bench.trainer import BenchState
+    from bench.run.trainer import BenchState
 
     reference, _ = run_inprocess(FAST, tmp_path / "ref")
     original = BenchState.on_save
@@ -109,7 +109,7 @@ def test_a_full_disk_mid_checkpoint_is_one_line_and_the_rerun_ends_as_the_uninte
 def test_force_retrains_from_step_zero_and_keeps_the_old_run_until_the_new_one_finishes(tmp_path, monkeypatch, capsys):
     import pytest
 
-    import bench.run
+    import bench.run.steps
 
     reference, run_dir = run_inprocess(FAST, tmp_path)
     finished = (run_dir / "result.json").read_bytes()
@@ -117,7 +117,7 @@ def test_force_retrains_from_step_zero_and_keeps_the_old_run_until_the_new_one_f
     def killed(*args, **kwargs):
         raise RuntimeError("killed after training, before the result")
 
-    monkeypatch.setattr(bench.run, "save_final_state", killed)
+    monkeypatch.setattr(bench.run.steps, "save_final_state", killed)
     with pytest.raises(RuntimeError):
         run_inprocess([*FAST, "force=true"], tmp_path)
     assert not (run_dir / "result.json").exists()

@@ -167,7 +167,7 @@ def test_registration_freezes_a_claim_and_a_change_needs_a_dated_reason(tmp_path
     from bench.papers.spec import PaperSpec
 
     spec = PaperSpec("toy", "Toy", 99, {}, {"small": ("exp",)}, (CLAIM,))
-    assert registry.problems(spec, tmp_path) == [f"toy: claim 'c' differs from its registration (not registered); "
+    assert registry.problems(spec, tmp_path) == ["toy: claim 'c' differs from its registration (not registered); "
                                                  "register it again with a reason: python -m bench.papers register "
                                                  "toy --reason TEXT"]
     registry.register(spec, directory=tmp_path, results=tmp_path, today="2026-12-01")

@@ -20,8 +20,8 @@ ARM_FILES = sorted(p.stem for p in (REPO / "conf" / "arm").glob("*.yaml") if not
 
 
 def trainable_of(arm: str, budget: int, tmp_path: Path) -> int:
-    from bench.models import count_parameters, load_model, load_tokenizer
-    from bench.run import build_method
+    from bench.run.models import count_parameters, load_model, load_tokenizer
+    from bench.run.steps import build_method
 
     cfg = compose_cfg(["experiment=compare_uuid_small", "scale=small", f"arm={arm}", f"compare.budget={budget}"],
                       tmp_path)

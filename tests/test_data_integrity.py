@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.data import encode, example_lengths, fit_examples
+from bench.run.data import encode, example_lengths, fit_examples
 from bench.errors import UserError
-from bench.models import load_tokenizer
+from bench.run.models import load_tokenizer
 from bench.tasks import TASKS, load_task_data
 from bench.tasks.registry import evaluation_only, shared_text
 from tests.bench_helpers import compose_cfg

@@ -11,7 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from bench.distributed import split_global_batch
+from bench.run.distributed import split_global_batch
 from bench.errors import UserError
 from tests.bench_helpers import REPO, cli_env
 

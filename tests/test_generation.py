@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from bench.evaluate import greedy_answers, shared_prompt_cache
-from bench.models import load_tokenizer
+from bench.run.models import load_tokenizer
 
 PROMPTS = [
     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog.",

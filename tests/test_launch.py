@@ -57,3 +57,26 @@ def test_the_slurm_launcher_asks_for_one_task_and_gpu_per_device_and_scales_host
     launcher = cfg.hydra.launcher
     assert launcher.tasks_per_node == launcher.gpus_per_node == devices
     assert launcher.mem_gb == 64 * devices
+
+
+def test_an_evaluation_task_is_fitted_to_its_own_length_not_the_trained_tasks():
+    from bench.run.steps import eval_lengths
+
+    cfg = _compose(["experiment=mora_table1_math", "scale=paper"])
+    assert cfg.task.max_length == 512 and eval_lengths(cfg, list(cfg.task.eval_tasks)) == {"math": 1024}
+    tulu = _compose(["experiment=mora_table1_tulu", "scale=paper"])
+    assert eval_lengths(tulu, list(tulu.task.eval_tasks)) == {"mmlu_0shot": 2048, "mmlu_5shot": 2048}   # no own file
+
+
+@pytest.mark.parametrize("experiment", PAPER_SCALE)
+def test_every_paper_scale_jobs_lengths_fit_its_model(experiment):
+    """Each job's training length and each of its evaluation tasks' own lengths fit the model's positions."""
+    from bench.run.steps import eval_lengths
+
+    for cfg in sweep_jobs(experiment):
+        shape = cfg.model.get("shape") or cfg.model.get("config") or {}
+        positions = shape.get("max_position_embeddings")
+        assert positions, f"{experiment}: model={cfg.model.name} states no max_position_embeddings in its conf file"
+        lengths = {cfg.task.name: cfg.task.max_length, **eval_lengths(cfg, list(cfg.task.get("eval_tasks") or {}))}
+        too_long = {task: n for task, n in lengths.items() if n > positions - 2 * (cfg.model.arch == "encoder")}
+        assert not too_long, f"{experiment}: {too_long} exceed model={cfg.model.name}'s {positions} positions"

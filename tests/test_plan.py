@@ -43,7 +43,7 @@ def measured_peak(cfg) -> int:
     """One forward + backward of the composed run's model and method on random tokens of the planned shape."""
     from omegaconf import OmegaConf
 
-    from bench.models import load_model, load_tokenizer
+    from bench.run.models import load_model, load_tokenizer
     from bench.tasks import get_spec
     from methods import build_method
 
@@ -103,7 +103,7 @@ def test_bottleneck_adapters_are_planned_conservatively(method, tmp_path):
 
 
 def test_parameters_are_counted_exactly_on_the_meta_device(tmp_path):
-    from bench.models import load_model, load_tokenizer
+    from bench.run.models import load_model, load_tokenizer
     from methods import build_method
 
     cfg = compose_cfg(["model=tiny_llama", "task=uuid", "method=mora", "method.r=8"], tmp_path)

@@ -26,7 +26,7 @@ def test_the_singular_values_of_a_restarted_run_count_the_merged_updates(name):
     import torch
     from torch import nn
 
-    from bench.run import delta_singular_values
+    from bench.run.steps import delta_singular_values
     from methods import build_method
 
     torch.manual_seed(0)

@@ -19,7 +19,7 @@ import torch
 
 from bench.errors import UserError
 from bench.records import RunInProgress, is_locked, run_lock
-from bench.trainer import BENCH_STATE, COMPLETE, checkpoint_digests
+from bench.run.trainer import BENCH_STATE, COMPLETE, checkpoint_digests
 from tests.bench_helpers import FAST, REPO, SHARED, cli_env, run_cli, run_inprocess
 
 pytestmark = pytest.mark.slow

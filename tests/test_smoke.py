@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from bench.report.records import collect_runs
-from bench.run_miniature import miniature_shape
+from bench.run.miniature import miniature_shape
 from bench.sweep.smoke import sweep_overrides
 from omegaconf import OmegaConf
 from tests.bench_helpers import run_cli

@@ -217,8 +217,8 @@ def test_tiny_stand_ins_use_the_real_schema_and_are_seeded(task, tmp_path, monke
 
 
 def test_no_encoded_sequence_exceeds_max_length(stories_dir):
-    from bench.data import encode
-    from bench.models import load_tokenizer
+    from bench.run.data import encode
+    from bench.run.models import load_tokenizer
 
     tok = load_tokenizer(type("M", (), {"tokenizer": str(stories_dir), "source": "hub", "path": str(stories_dir)})())
     long = {"prompt": "Tell me a story. " * 40, "answer": "Once upon a time " * 200}
@@ -252,8 +252,8 @@ def _fake_c4(tmp_path, monkeypatch, n_train: int = 300, n_eval: int = 40):
 def test_c4_at_paper_scale_is_streamed_with_a_fixed_held_out_slice(tmp_path, monkeypatch):
     from omegaconf import OmegaConf
 
-    from bench.data import PackedStream, pack_lm
-    from bench.models import load_tokenizer
+    from bench.run.data import PackedStream, pack_lm
+    from bench.run.models import load_tokenizer
     from bench.tasks.readers import HubStream
 
     texts, opened = _fake_c4(tmp_path, monkeypatch)

@@ -38,10 +38,10 @@ class SuiteLoop:
     evaluation, no checkpoints)."""
 
     def __init__(self, model, method, ids: torch.Tensor, labels: torch.Tensor):
-        from ..data import Collator
+        from ..run.data import Collator
         from ..records import MetricsLog
-        from ..run import training_arguments
-        from ..trainer import AdapterTrainer, FlopsCounter, MethodHooks, MetricsWriter
+        from ..run.steps import training_arguments
+        from ..run.trainer import AdapterTrainer, FlopsCounter, MethodHooks, MetricsWriter
 
         self._tmp = tempfile.TemporaryDirectory(prefix="lorabench-perf-")
         trainer_cfg = OmegaConf.merge(OmegaConf.load(CONF / "trainer" / "default.yaml"), {

@@ -13,6 +13,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from ..errors import UserError
+from ..paths import CONF_DIR
 from . import commonsense, glue, instruct, mmlu, pretrain, superglue, uuid_pairs  # noqa: F401  (registration)
 from .readers import HubStream, read_hub, read_local, require_fields
 from .corpus import corpus_records, source_records
@@ -200,3 +201,13 @@ def decontaminate(spec: TaskSpec, train: list[dict], held_out: list[dict]) -> tu
 
 
 __all__ = ["TASKS", "TaskData", "TaskSpec", "get_spec", "load_task_data"]
+
+
+def task_max_length(name: str) -> int | None:
+    """A task's own max_length (its conf/task/<name>.yaml, or the default every task file starts from); None for a
+    task with no file (an evaluation-only task such as MMLU, scored at the trained task's length)."""
+    path = CONF_DIR / "task" / f"{name}.yaml"
+    if not path.is_file():
+        return None
+    own = OmegaConf.load(path).get("max_length")
+    return int(own) if own is not None else int(OmegaConf.load(CONF_DIR / "task" / "_common.yaml").max_length)

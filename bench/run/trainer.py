@@ -22,8 +22,8 @@ from transformers import Trainer, TrainerCallback
 from methods import AdapterMethod, swap_optimizer_params
 
 from .data import option_mean_logprob
-from .errors import UserError
-from .records import MetricsLog, load_tensor_file
+from ..errors import UserError
+from ..records import MetricsLog, load_tensor_file
 
 BENCH_STATE = "bench_state.pt"
 COMPLETE = "COMPLETE"

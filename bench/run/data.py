@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 
 IGNORE = -100
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .errors import UserError
+from ..errors import UserError
 
 # The miniature of each architecture the papers use: 2 layers, width 64 (wider where the rank needs it), 4 heads
 # (as many key/value heads: a rank must fit k_proj and v_proj too).
@@ -86,9 +86,15 @@ def apply_smoke(cfg: DictConfig) -> None:
         cfg.task.overlong = "drop"  # the sample files hold texts longer than the miniature's window
         # stories260K's 512-token vocabulary splits text about twice as finely as the papers' 32k-50k ones: the
         # same texts need twice the positions (MultiRC passages exceed 512 of its tokens).
-        cfg.task.max_length = min(2 * cfg.task.max_length, MINIATURE_POSITIONS)
+        cfg.task.max_length = miniature_length(cfg.task.max_length)
         if cfg.task.get("score_every"):
             cfg.task.score_every = 1
+
+
+def miniature_length(max_length: int) -> int:
+    """stories260K's 512-token vocabulary splits text about twice as finely as the papers' 32k-50k ones: a task's
+    length in the miniature's tokens."""
+    return min(2 * max_length, MINIATURE_POSITIONS)
 
 
 def smoke_eval(examples: list[dict]) -> list[dict]:

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from omegaconf import DictConfig, open_dict
 
-from .errors import UserError
+from ..errors import UserError
 
 T = TypeVar("T")
 
