@@ -196,13 +196,9 @@ def save_probe(model, tokenizer, path: Path) -> None:
 
 def save_final_state(method: AdapterMethod, model, run_dir: Path) -> None:
     """What a later `python -m bench.export RUN_DIR` needs: trainable tensors + adapted layers' buffers + method state."""
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()
-             if k in trainable or any(part in k for part in method.final_state_keys)}
-    knotted = {f"{name}.base_layer.weight": layer.base_layer.weight.detach().cpu() for name, layer in method.adapted_layers(model)
-               if method.base_weights_changed()}
+    state = {k: v.cpu() for k, v in method.trained_state(model).items()}
     tmp = Path(run_dir) / (FINAL_STATE + ".tmp")
-    torch.save({"state": {**state, **knotted}, "method": method.state_dict(model)}, tmp)
+    torch.save({"state": state, "method": method.state_dict(model)}, tmp)
     tmp.replace(Path(run_dir) / FINAL_STATE)
 
 
@@ -229,24 +225,10 @@ def method_from_record(method_cfg: dict) -> AdapterMethod:
 def load_final_state(model, saved: dict, run_dir: Path) -> None:
     """The saved adapter into the rebuilt model, every key accounted for: a file from another run (other modules,
     other shapes) or one missing a trained tensor is refused rather than exported untrained."""
-    from .errors import UserError
+    from .run.trained_state import load_trained_state
 
-    state = saved.get("state") if isinstance(saved, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f"RUN_DIR={str(run_dir)!r}: {FINAL_STATE} does not hold an adapter state (a dict of tensors)")
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    model_keys = set(model.state_dict())
-    unexpected = sorted(set(state) - model_keys)
-    missing = sorted(trainable - set(state))
-    if unexpected or missing:
-        what = (f"{len(unexpected)} tensor(s) the run's model lacks (e.g. {unexpected[0]})" if unexpected else
-                f"no tensor for {len(missing)} trained parameter(s) (e.g. {missing[0]})")
-        raise UserError(f"RUN_DIR={str(run_dir)!r}: {FINAL_STATE} does not match the run's method and model: {what}")
-    try:
-        model.load_state_dict(state, strict=False)
-    except RuntimeError as err:  # a shape that differs
-        raise UserError(f"RUN_DIR={str(run_dir)!r}: {FINAL_STATE} does not match the run's method and model: "
-                        f"{str(err).strip().splitlines()[-1].strip()}") from err
+    load_trained_state(model, saved.get("state") if isinstance(saved, dict) else None,
+                       f"RUN_DIR={str(run_dir)!r}: {FINAL_STATE}")
 
 
 def main(argv: list[str] | None = None) -> None:

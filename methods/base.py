@@ -334,6 +334,18 @@ class AdapterMethod:
         None where the layer is not exactly a LoRA."""
         return None
 
+    def trained_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """Every tensor training changed, and nothing else: the trainable parameters, the buffers and frozen factors a
+        reload needs (``final_state_keys``), and the adapted layers' base weights once a knot has folded an update into
+        them. With the method re-applied to the original model, loading it restores the trained model exactly."""
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+        state = {k: v.detach() for k, v in model.state_dict().items()
+                 if k in trainable or any(part in k for part in self.final_state_keys)}
+        if self.base_weights_changed():
+            state.update({f"{name}.base_layer.weight": layer.base_layer.weight.detach()
+                          for name, layer in self.adapted_layers(model)})
+        return state
+
     def base_weights_changed(self) -> bool:
         """Whether training wrote into the frozen base weights (a knot folded an adapter in): final_adapter.pt then
         keeps the adapted layers' base weights too."""

@@ -129,3 +129,46 @@ def test_force_retrains_from_step_zero_and_keeps_the_old_run_until_the_new_one_f
     assert forced["train_loss"] == reference["train_loss"]
     assert forced["metrics"]["eval_loss"] == reference["metrics"]["eval_loss"]
     assert not (run_dir / "replaced").exists()
+
+
+def test_an_adapter_checkpoint_holds_what_trains_and_resumes_bitwise(tmp_path):
+    """No copy of the frozen base: the checkpoint's weights file is the method's trained state (safetensors), a few
+    per cent of the model, and a run resumed from it ends as the uninterrupted run, loss for loss."""
+    from safetensors.torch import load_file
+
+    from bench.run.trained_state import TRAINED_STATE
+
+    reference, _ = run_inprocess(FAST, tmp_path / "ref")
+    _, run_dir = run_inprocess(FAST, tmp_path / "again")
+    checkpoint = run_dir / "checkpoints" / "checkpoint-8"
+    names = {p.name for p in checkpoint.iterdir()}
+    assert TRAINED_STATE in names and not names & {"model.safetensors", "pytorch_model.bin"}
+    state = load_file(str(checkpoint / TRAINED_STATE))
+    assert state and all("lora_" in key for key in state)   # LoRA's factors, nothing of the base
+    assert sum(t.numel() for t in state.values()) == reference["trainable_params"]
+    (run_dir / "result.json").unlink()
+    import shutil
+
+    shutil.rmtree(run_dir / "checkpoints" / "checkpoint-16")   # killed between the two checkpoints
+    resumed, _ = run_inprocess(FAST, tmp_path / "again")
+    assert resumed["train_loss"] == reference["train_loss"]
+    assert resumed["metrics"]["eval_loss"] == reference["metrics"]["eval_loss"]
+
+
+def test_a_chain_checkpointed_after_its_knot_keeps_the_folded_base_and_resumes_bitwise(tmp_path):
+    from safetensors.torch import load_file
+
+    from bench.run.trained_state import TRAINED_STATE
+
+    chain = [*FAST, "method=cola", "method.knots=[0.25]"]   # the knot at step 4, checkpoints at 8 and 16
+    reference, _ = run_inprocess(chain, tmp_path / "ref")
+    _, run_dir = run_inprocess(chain, tmp_path / "again")
+    state = load_file(str(run_dir / "checkpoints" / "checkpoint-8" / TRAINED_STATE))
+    assert any(key.endswith("base_layer.weight") for key in state)   # the knot folded link 1 into the base
+    (run_dir / "result.json").unlink()
+    import shutil
+
+    shutil.rmtree(run_dir / "checkpoints" / "checkpoint-16")
+    resumed, _ = run_inprocess(chain, tmp_path / "again")
+    assert resumed["train_loss"] == reference["train_loss"]
+    assert resumed["metrics"]["eval_loss"] == reference["metrics"]["eval_loss"]
