@@ -12,6 +12,7 @@ prepare the run directory while the others wait.
 
 from __future__ import annotations
 
+import datetime
 import os
 from typing import Callable, TypeVar
 
@@ -62,17 +63,29 @@ def from_main(value: T) -> T:
     return box[0]
 
 
-def start() -> None:
-    """Join the launcher's process group (gloo on CPU, nccl on GPUs); HF Trainer's accelerate reuses it."""
+def start(timeout_s: float = 1800.0) -> None:
+    """Join the launcher's process group (gloo on CPU, nccl on GPUs); HF Trainer's accelerate reuses it. Its timeout
+    (``trainer.ddp_timeout``) bounds only the training loop's collectives: the processes leave the group before the
+    main one scores (``leave_all_but_main``), so a long evaluation never waits on a collective."""
     if world_size() > 1 and not dist.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
+                                timeout=datetime.timedelta(seconds=timeout_s))
 
 
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+def leave_all_but_main() -> bool:
+    """After the last collective of a run: every process leaves the group together (nothing is left waiting on a
+    collective while the main process scores for an hour), and only the main one goes on. True on the main one."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    return is_main()
 
 
 def finish() -> None:

@@ -33,7 +33,7 @@ def execute_locked(cfg: DictConfig, run_dir: Path, experiment: str | None) -> di
     validate_config(cfg)  # before anything is read, written or skipped: `force=maybe` must not retrain
     identity, name = run_identity(cfg), run_id(_root_=cfg)  # before smoke/world settings rewrite cfg, as the dir name
     distributed.adopt_submitit_world()
-    distributed.start()
+    distributed.start(timeout_s=float(cfg.trainer.get("ddp_timeout") or 1800))
     with ExitStack() as held:
         refusal = None
         if distributed.is_main():

@@ -17,6 +17,7 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..errors import UserError
+from .distributed import world_size
 
 # The miniature of each architecture the papers use: 2 layers, width 64 (wider where the rank needs it), 4 heads
 # (as many key/value heads: a rank must fit k_proj and v_proj too).
@@ -73,7 +74,7 @@ def apply_smoke(cfg: DictConfig) -> None:
         cfg.scale.local_data, cfg.scale.require_gpu = True, False
         for key, value in SMOKE_TRAINER.items():
             cfg.trainer[key] = value
-        if cfg.trainer.get("fsdp"):  # one CPU process has nothing to shard (tests/test_fsdp.py shards over two);
+        if cfg.trainer.get("fsdp") and world_size() == 1:  # one process has nothing to shard (tests/test_fsdp.py: two)
             checkpointing = (cfg.trainer.get("fsdp_config") or {}).get("activation_checkpointing")
             cfg.trainer.fsdp, cfg.trainer.fsdp_config = "", None   # its activation checkpointing still runs here
             cfg.trainer.gradient_checkpointing = bool(checkpointing or cfg.trainer.get("gradient_checkpointing"))

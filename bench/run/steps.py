@@ -64,6 +64,11 @@ def check_environment(cfg: DictConfig) -> None:
         where = cfg.model.path if cfg.model.source == "hub" else cfg.model.name
         raise UserError(f"scale={cfg.scale.name} needs a CUDA GPU and hub access (model {where!r}, task "
                         f"{cfg.task.name!r}); no CUDA device found: use scale=tiny for an offline CPU run")
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if visible > 1 and distributed.world_size() == 1:   # the Trainer would fall back to nn.DataParallel
+        raise UserError(f"{visible} GPUs are visible to one process (CUDA_VISIBLE_DEVICES); valid: one process per GPU "
+                        f"(devices={visible} under SLURM, or torchrun --nproc_per_node {visible} -m bench.train ...), "
+                        "or CUDA_VISIBLE_DEVICES naming one GPU")
 
 
 def build_method(cfg: DictConfig):
@@ -232,6 +237,8 @@ def build_loop(cfg: DictConfig, run_dir: Path, setup: Setup, train_ds, eval_ds, 
         train_dataset=train_ds, eval_dataset=eval_ds, data_collator=Collator(setup.tokenizer.pad_token_id),
         processing_class=setup.tokenizer, callbacks=callbacks, method=setup.method, task_kind=setup.spec.kind,
     )
+    if periodic:
+        periodic.all_processes = trainer.is_fsdp_enabled
     return Loop(trainer, metrics_log, flops, bench_state, periodic, eval_ds, streamed)
 
 
@@ -260,6 +267,25 @@ def train(loop: Loop, checkpoint: Path | None) -> tuple[float, float, list[float
     if not final_eval and loop.eval_ds is not None:
         final_eval = [loop.trainer.evaluate()["eval_loss"]]
     return loop_s, eval_started, final_eval
+
+
+def gather_sharded_model(loop: Loop, model) -> dict | None:
+    """Under FSDP, the model's full state gathered onto the main process's CPU (a collective: every process calls
+    it); None for a replicated (DDP) model, whose main-process copy is already whole."""
+    if not loop.trainer.is_fsdp_enabled:
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def unsharded_model(cfg: DictConfig, setup: Setup, state: dict):
+    """The trained model as one module again, for the main process to score and save without a process group: the
+    model re-loaded from its source, the method applied, the gathered state loaded (every key)."""
+    head = "seq_cls" if setup.spec.kind == "cls" else "causal_lm"
+    model = setup.method.apply(load_model(cfg.model, head, setup.spec.num_labels, setup.tokenizer))
+    model.load_state_dict(state)
+    return model
 
 
 def score(cfg: DictConfig, run_dir: Path, setup: Setup, final_eval: list[float]) -> tuple[dict, dict, dict]:
@@ -335,9 +361,12 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
     loop = build_loop(cfg, run_dir, setup, train_ds, eval_ds, streamed)
     checkpoint = resume(loop, run_dir, setup.model)
     loop_s, eval_started, final_eval = train(loop, checkpoint)
-    if not distributed.is_main():
-        distributed.finish()  # rank 0 scores, exports and writes the result
-        return {"status": "ok", "rank": distributed.rank()}
+    if distributed.world_size() > 1:
+        full_state = gather_sharded_model(loop, setup.model)  # FSDP: the whole model, on the main process
+        if not distributed.leave_all_but_main():
+            return {"status": "ok", "rank": distributed.rank()}  # the main process scores, exports and writes alone
+        if full_state is not None:
+            setup.model = unsharded_model(cfg, setup, full_state)
     metrics, provenance, scored_tasks = score(cfg, run_dir, setup, final_eval)
     eval_s = time.time() - eval_started
     delta_sv = delta_singular_values(setup.method, setup.model)

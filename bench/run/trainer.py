@@ -52,6 +52,21 @@ class AdapterTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self._task_loss_sum, self._task_loss_count = 0.0, 0
 
+    def create_accelerator_and_postprocess(self) -> None:
+        """accelerate (1.16) turns FSDP on for GPU-type processes only: on CPU processes (gloo) it would quietly wrap the
+        model in DDP instead. Give CPU processes the same FSDP plugin, so that a 2-process CPU run takes accelerate's
+        own FSDP2 path (fully_shard), as a GPU run does (tests/test_fsdp.py)."""
+        super().create_accelerator_and_postprocess()
+        from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+        state = self.accelerator.state
+        if self.args.fsdp_plugin_args is not None and state.distributed_type == DistributedType.MULTI_CPU:
+            plugin = FullyShardedDataParallelPlugin(**self.args.fsdp_plugin_args)
+            if state.mixed_precision != "no":
+                plugin.set_mixed_precision(state.mixed_precision)
+            state.distributed_type, state.fsdp_plugin = DistributedType.FSDP, plugin
+            self.is_fsdp_enabled = True
+
     # ------------------------------------------------------------------ checkpoints: what trains, not the base
     def saves_trained_state(self) -> bool:
         """An adapter run's checkpoint holds the method's trained state alone (the frozen base is loaded again on
@@ -197,20 +212,25 @@ class MetricsWriter(TrainerCallback):
 
 
 class PeriodicScore(TrainerCallback):
-    """Runs a task scorer every ``every`` steps (MoRA's UUID accuracy by step) and logs it."""
+    """Runs a task scorer every ``every`` steps (MoRA's UUID accuracy by step) and logs it. ``all_processes``: a sharded
+    model's forward gathers its weights from every process, so every process scores (the same examples, the same
+    numbers) and the main one logs; a replicated model is scored by the main process alone."""
 
-    def __init__(self, every: int, score: Callable[[Any], dict], log: MetricsLog):
-        self.every, self.score, self.log = every, score, log
+    def __init__(self, every: int, score: Callable[[Any], dict], log: MetricsLog, all_processes: bool = False):
+        self.every, self.score, self.log, self.all_processes = every, score, log, all_processes
         self.seconds = 0.0  # this process's scoring time, for the run's time breakdown
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if self.every and state.global_step % self.every == 0 and state.is_world_process_zero:
-            was_training = model.training
-            started = time.perf_counter()
-            metrics = self.score(model)
-            self.seconds += time.perf_counter() - started
-            model.train(was_training)
-            self.log.append({"step": state.global_step, **{k: v for k, v in metrics.items() if not k.endswith(("_n", "_stderr"))}})
+        if not self.every or state.global_step % self.every or not (state.is_world_process_zero or self.all_processes):
+            return
+        was_training = model.training
+        started = time.perf_counter()
+        metrics = self.score(model)
+        self.seconds += time.perf_counter() - started
+        model.train(was_training)
+        if state.is_world_process_zero:
+            self.log.append({"step": state.global_step,
+                             **{k: v for k, v in metrics.items() if not k.endswith(("_n", "_stderr"))}})
 
 
 class BenchState(TrainerCallback):
