@@ -72,6 +72,19 @@ def test_one_arm_within_a_band():
     assert outcome(claim, [rec(s, 0.5 + d) for s, d in enumerate([0.03, -0.03, 0.01])]).verdict == "inconclusive"
 
 
+def test_an_exact_identity_is_held_and_its_p_value_agrees():
+    """Zero spread (OLoRA's trainable parameters equal LoRA's in every pair): the interval [0, 0] lies in the closed
+    band [-0, 0], and the one-sided p-values say so too, so Holm can count it; an exact miss is contradicted."""
+    claim = Claim("same", "Abstract", "a trains as many parameters as b", "exp", "result.trainable_params",
+                  CLAIM.arms, direction="within", margin=0.0)
+    def rec(arm, seed, n):
+        return ({"method": {"name": arm}, "seed": seed}, {"trainable_params": n})
+    same = outcome(claim, [rec(arm, s, 46240) for s in (1, 2, 3) for arm in ("a", "b")])
+    assert (same.verdict, same.low, same.high, same.p_held, same.p_contradicted) == ("held", 0, 0, 0.0, 1.0)
+    off = outcome(claim, [rec("a", s, 46241) for s in (1, 2, 3)] + [rec("b", s, 46240) for s in (1, 2, 3)])
+    assert (off.verdict, off.p_held, off.p_contradicted) == ("contradicted", 1.0, 0.0)
+
+
 def test_curve_metrics_read_the_logged_rows():
     rows = [{"step": 10, "eval_loss": 4.0}, {"step": 20, "eval_loss": 2.0}, {"step": 30, "eval_loss": 0.4},
             {"step": 30, "lambda": 1.0}]

@@ -289,9 +289,9 @@ def one_sided_p(values: list[float], margin: float, direction: str) -> tuple[flo
     if n < 2:
         return 1.0, 1.0
     mean, sd = stats.mean(values), stats.mean_sd(values)[1] or 0.0
-    if sd == 0:
+    if sd == 0:   # no spread: each side is certain; the band is closed, as ``stats.verdict`` reads it
         above, below = (0.0 if mean > margin else 1.0), (0.0 if mean < margin else 1.0)
-        low_band, high_band = (0.0 if mean > -margin else 1.0), (0.0 if mean < margin else 1.0)
+        low_band, high_band = (0.0 if mean >= -margin else 1.0), (0.0 if mean <= margin else 1.0)
     else:
         se = sd / math.sqrt(n)
         t = lambda x: (mean - x) / se  # noqa: E731
