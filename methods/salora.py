@@ -17,7 +17,7 @@ and λ itself in ``lagrangian_step``, only inside the window.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -196,6 +196,17 @@ class SaLoRA(LoRA):
         lambda_opt.zero_grad(set_to_none=True)
 
     # --- reporting ----------------------------------------------------------------------------------
+    @classmethod
+    def setting_label(cls, cfg: Mapping[str, Any]) -> str:
+        """The target density and the gates' η_c and window: runs at two budgets or two gate settings never share
+        a table row."""
+        parts = [f"b {cfg['target_density']}"] if "target_density" in cfg else []
+        if "lr_constraint" in cfg:
+            parts.append(f"η_c {cfg['lr_constraint']}")
+        if "t_start" in cfg and "t_end" in cfg:
+            parts.append(f"window {float(cfg['t_start']):.0%}-{float(cfg['t_end']):.0%}")
+        return ", ".join(parts)
+
     def rank_pattern(self, model: nn.Module) -> dict[str, int]:
         return {name: layer.kept_rank() for name, layer in self.adapted_layers(model)}
 

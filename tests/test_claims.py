@@ -93,6 +93,9 @@ def test_curve_metrics_read_the_logged_rows():
     assert metric_of({}, rows, "mean.eval_loss") == pytest.approx(6.4 / 3)
     assert metric_of({}, rows, "log10drop.eval_loss") == pytest.approx(1.0)
     assert metric_of({"delta_sv_gt_0.1": {"a": 2, "b": 4}}, [], "svmean.delta_sv_gt_0.1") == 3.0
+    modules = {"metrics": {"rank_pattern": {f"m{i}": 8 for i in range(4)}}}   # a penalty summed over 4 modules
+    assert metric_of(modules, rows, "log10permodule.eval_loss") == pytest.approx(-1.0)   # log10(0.4 / 4)
+    assert metric_of({}, rows, "log10permodule.eval_loss") is None   # no modules named: nothing to divide by
     assert metric_of({"steps": 40}, rows, "mid.eval_loss") == 2.0   # the logged step nearest 40 / 2
     assert metric_of({"steps": 60}, rows, "mid.eval_loss") == 0.4
     with pytest.raises(ValueError, match="unknown kind"):

@@ -53,6 +53,11 @@ def setting_of(cfg: dict) -> str:
         return f"operator={m['mora_type']}"
     if m.get("name") == "cola":
         return f"chain length {len(m.get('knots') or []) + 1}"
+    if m.get("name") == "salora":   # added with the hook (not a switch of 52f507b): b and the gates apart in tables
+        parts = [f"b {m['target_density']}"] if "target_density" in m else []
+        parts += [f"η_c {m['lr_constraint']}"] if "lr_constraint" in m else []
+        parts += [f"window {float(m['t_start']):.0%}-{float(m['t_end']):.0%}"] if "t_start" in m and "t_end" in m else []
+        return ", ".join(parts)
     return ""
 
 
@@ -95,7 +100,7 @@ def test_setting_label_is_the_report_s_on_every_record():
     for cfg in CONFIGS:
         assert hook_class(cfg).setting_label(cfg["method"]) == setting_of(cfg), cfg["method"]
     labels = {hook_class(cfg).setting_label(cfg["method"]) for cfg in CONFIGS}
-    assert {"", "chain length 1", "operator=rotation"} <= labels
+    assert {"", "chain length 1", "operator=rotation", "b 0.5, η_c 0.05, window 10%-90%"} <= labels
 
 
 @pytest.mark.parametrize("method_cfg,labels", [

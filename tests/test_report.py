@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import UserError
-from bench.papers import PAPERS
+from bench.papers import PAPERS, load
 from bench.report.__main__ import main
 from bench.report.published import PUBLISHED_DIR, load_published
 
@@ -59,7 +59,8 @@ def test_every_published_cell_keeps_its_place_and_missing_runs_are_not_numbers(p
         key = lambda r: (r["model"], r["method"], r["rank"], r["setting"], r["task"], r["metric"])
         published = {key(r): r["value"] or "n/a" for r in rows}
         assert {key(out): out["published"].split(" ± ")[0] for out in written} == published
-        assert all(out["reproduced"] in ("not run", "derived") for out in written), "no run exists, so no number may appear"
+        no_number = {"not run", "derived", *load(paper).tables.column_status.values()}   # "no experiment", "no public data"
+        assert all(out["reproduced"] in no_number for out in written), "no run exists, so no number may appear"
 
 
 def test_paper_scale_run_fills_its_cell_and_failed_run_says_failed(tmp_path):
@@ -257,3 +258,30 @@ def test_each_page_names_the_commits_behind_its_records(tmp_path):
     assert describe_code(runs) == ("Code behind these records (each run's commit, `git show <commit>`): "
                                    "74797ca (2 runs), 3695e5a (1 run), unknown (1 run).")
     assert describe_code([]) == "Code behind these records: none."
+
+
+def test_salora_fig4_at_the_small_tier_draws_the_sweep_with_the_ablations_r8_and_the_held_out_loss(tmp_path, monkeypatch):
+    """Small tier: Fig. 4's sweep runs r 2/4/16 on the corpus; r 8 is salora_ablation_small's LoRA and SaLoRA (the same
+    training), drawn beside them; the corpus runs have no accuracy, so the panel is the held-out loss."""
+    from bench.papers import salora
+    from bench.report import figures
+    from bench.report.records import Run
+
+    def run(experiment, tables, method, r, seed=1):
+        cfg = {"report": {"paper": "salora", "tables": tables}, "scale": {"name": "small"}, "seed": seed,
+               "task": {"name": "c4"}, "model": {"name": "stories260k"},
+               "method": {"name": method, "r": r, **({"target_density": 0.5, "beta": 0.1} if method == "salora" else {})}}
+        metrics = {"eval_loss": 2.5 + r / 100, **({"density": 0.5} if method == "salora" else {})}
+        return Run(tmp_path / f"{experiment}-{method}-{r}.json", "ok",
+                   {"config": cfg, "experiment": experiment, "metrics": metrics}, rows=[])
+
+    runs = [run("salora_sweeps_small", ["fig4"], m, r) for m in ("lora", "salora") for r in (2, 4, 16)]
+    runs += [run("salora_ablation_small", [1, 3], m, 8) for m in ("lora", "salora")]
+    drawn = []
+    real_plot = figures.plt.Axes.plot
+    monkeypatch.setattr(figures.plt.Axes, "plot",
+                        lambda self, xs, ys, *a, **k: drawn.append((k.get("label"), list(xs), self.get_ylabel()))
+                        or real_plot(self, xs, ys, *a, **k))
+    assert salora.fig4(runs, tmp_path / "fig4.png")
+    score_lines = {label: xs for label, xs, _ in drawn if label in ("c4, LoRA", "c4, SaLoRA b 0.5")}
+    assert score_lines == {"c4, LoRA": [2, 4, 8, 16], "c4, SaLoRA b 0.5": [2, 4, 8, 16]}

@@ -122,3 +122,31 @@ def test_every_paper_scale_experiment_is_held_against_the_published_setup():
     checked = {row["experiment"] for row in CHECKS}
     unchecked = [e for paper in PAPERS for e in load(paper).experiment_files("paper") if e not in checked]
     assert not unchecked, f"paper-scale experiments with no row in setup_checks.csv: {unchecked}"
+
+
+@pytest.mark.parametrize("model,published,exact", [("roberta-base", 1.33e6, 1_327_104), ("roberta-large", 3.54e6, 3_538_944)])
+def test_salora_table1_adapter_counts_are_the_published_1_33M_and_3_54M(model, published, exact):
+    """SaLoRA Table 1's #params (a secondary summary: LoRA and SaLoRA about 1.33M / 3.54M) are LoRA r 8 on the six
+    weight matrices of every RoBERTa layer, as salora_table1 composes it (counted on the meta device, bench.plan);
+    SaLoRA adds its r gates per module and keeps the rounding."""
+    from bench.plan import count_parameters, model_config
+
+    counts = {}
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        for method in ("lora", "salora"):
+            cfg = compose("train", overrides=["experiment=salora_table1", "scale=paper", f"model={model}",
+                                              f"method={method}", "task=sst2"])
+            method_cfg = OmegaConf.to_container(cfg.method, resolve=True)
+            _, trainable, adapted = count_parameters(model_config(cfg.model), "seq_cls", 2, method_cfg)
+            counts[method] = (trainable, adapted, method_cfg["r"])
+    trainable, adapted, r = counts["lora"]
+    adapters = sum(r * (fan_in + fan_out) for fan_in, fan_out in adapted)
+    layers = model_config(compose_model(model)).num_hidden_layers
+    assert len(adapted) == 6 * layers and adapters == exact and round(adapters / 1e6, 2) == published / 1e6
+    assert counts["salora"][0] - trainable == r * len(adapted)   # the gates: one per component
+    assert round((adapters + r * len(adapted)) / 1e6, 2) == published / 1e6
+
+
+def compose_model(model: str):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("train", overrides=[f"model={model}"]).model

@@ -168,6 +168,8 @@ def metric_of(result: dict, rows: list[dict], expr: str) -> float | None:
     peak.K    max of K over its logged steps  gap.K     final K − the method's target (K=density: b)
     mid.K     K at the logged step nearest the middle of the run (the paper's step-500-of-1000 column)
     svmean.K  mean over modules of result[K] (a per-module dict, e.g. delta_sv_gt_0.1)
+    log10permodule.K  log10 of K's last logged value over the number of adapted modules (result.metrics.rank_pattern):
+              a summed per-module penalty as one module's, so a stand-in's module count does not move it
     """
     kind, _, key = expr.partition(".")
     if kind == "final":
@@ -200,9 +202,12 @@ def metric_of(result: dict, rows: list[dict], expr: str) -> float | None:
             value = series[-1] - series[0]
         elif kind == "log10drop":
             value = math.log10(series[0] / series[-1]) if series[0] > 0 and series[-1] > 0 else None
+        elif kind == "log10permodule":
+            modules = len((result.get("metrics") or {}).get("rank_pattern") or {})
+            value = math.log10(series[-1] / modules) if modules and series[-1] > 0 else None
         else:
             raise ValueError(f"metric expression {expr!r}: unknown kind {kind!r}; valid: final, result, first, last, "
-                             "mean, rise, log10drop, peak, mid, gap, svmean")
+                             "mean, rise, log10drop, log10permodule, peak, mid, gap, svmean")
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
