@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -138,6 +140,46 @@ def encode(kind: str, examples: list[dict], tokenizer, max_length: int) -> list[
     if kind == "lm":
         return pack_lm(examples, tokenizer, max_length)
     return [ENCODERS[kind](ex, tokenizer, max_length) for ex in examples]
+
+
+ENCODING_VERSION = "1"   # part of every cached tokenisation's name: bump it when an encoder above changes
+
+
+def tokenizer_digest(tokenizer) -> str:
+    """The tokenizer as it splits text: its vocabulary and rules (a fast tokenizer's whole serialisation), not its
+    name, so a re-downloaded or re-pinned tokenizer that splits differently gets new cache entries."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    described = backend.to_str() if backend is not None else f"{tokenizer.name_or_path}|{len(tokenizer)}"
+    return hashlib.sha1(f"{type(tokenizer).__name__}|{tokenizer.pad_token_id}|{described}".encode()).hexdigest()
+
+
+def _encode_batch(batch: dict, kind: str, tokenizer, max_length: int) -> dict:
+    rows = encode(kind, [json.loads(text) for text in batch["example"]], tokenizer, max_length)
+    return {key: [row[key] for row in rows] for key in (rows[0] if rows else {"input_ids": None, "labels": None})}
+
+
+def tokenized(kind: str, examples: list[dict], tokenizer, max_length: int, cache_dir: Path | None = None):
+    """The examples encoded as a ``datasets.Dataset`` through ``Dataset.map``, whose Arrow file is cached under
+    ``cache_dir`` by a fingerprint of the examples, the tokenizer, the length and the encoding: every run of a sweep
+    (and every process of a run: the main one writes it first) reads the same tokenisation instead of re-tokenising
+    in Python. The rows are exactly ``encode``'s."""
+    from datasets import Dataset
+
+    digest = hashlib.sha1(f"{ENCODING_VERSION}|{kind}|{max_length}|{tokenizer_digest(tokenizer)}".encode())
+    texts = [json.dumps(ex, sort_keys=True, default=str) for ex in examples]
+    for text in texts:
+        digest.update(text.encode())
+        digest.update(b"\0")
+    fingerprint = digest.hexdigest()
+    # One JSON column: canonical examples differ in shape by task (candidates, text pairs), which Arrow would type.
+    raw = Dataset.from_dict({"example": texts})
+    options = {"batched": True, "batch_size": None if kind == "lm" else 1000, "remove_columns": ["example"],
+               "new_fingerprint": fingerprint, "fn_kwargs": {"kind": kind, "tokenizer": tokenizer,
+                                                             "max_length": max_length}}
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        options.update(cache_file_name=str(Path(cache_dir) / f"{fingerprint}.arrow"), load_from_cache_file=True)
+    return raw.map(_encode_batch, **options)
 
 
 def _pad(rows: list[list[int]], value: int) -> torch.Tensor:

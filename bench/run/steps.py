@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from datasets import Dataset
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from transformers import TrainingArguments, set_seed
@@ -24,7 +23,7 @@ from ..records import (RESULT, MetricsLog, atomic_write_json, atomic_write_text,
 from ..tasks import get_spec, load_task_data, task_max_length
 from ..validate import BENCH_TRAINER_KEYS
 from ..tasks.readers import HubStream
-from .data import Collator, PackedStream, encode, fit_examples
+from .data import Collator, PackedStream, fit_examples, tokenized
 from .miniature import apply_smoke, miniature_length, smoke_eval
 from .models import count_parameters, load_model, load_tokenizer
 from .trainer import (AdapterTrainer, BenchState, FlopsCounter, MethodHooks, MetricsWriter, PeriodicScore,
@@ -208,10 +207,14 @@ def build_datasets(cfg: DictConfig, setup: Setup) -> tuple[Any, Any, bool]:
     if streamed and (cfg.trainer.get("max_steps") or -1) <= 0:
         raise UserError(f"task={cfg.task.name} streams its training corpus ({data.sources['train']}), which has no "
                         f"length: set trainer.max_steps (now {cfg.trainer.get('max_steps')}); valid: an integer >= 1")
-    train_ds = (PackedStream(data.train, tokenizer, max_length) if streamed
-                else Dataset.from_list(encode(kind, data.train, tokenizer, max_length)))
+    cache = Path(cfg.paths.runs_dir) / ".cache" / "tokenized"   # shared by the runs of a runs directory
+
+    def encoded(examples):  # the main process writes the cached tokenisation first; the others read it
+        return distributed.main_first(lambda: tokenized(kind, examples, tokenizer, max_length, cache))
+
+    train_ds = PackedStream(data.train, tokenizer, max_length) if streamed else encoded(data.train)
     eval_examples = data.dev or data.eval
-    eval_ds = Dataset.from_list(encode(kind, eval_examples, tokenizer, max_length)) if eval_examples else None
+    eval_ds = encoded(eval_examples) if eval_examples else None
     if not streamed and len(train_ds) == 0:
         raise UserError(f"task={cfg.task.name}: no training examples after loading {data.sources['train']!r}")
     return train_ds, eval_ds, streamed
