@@ -52,7 +52,9 @@ def test_records_that_name_other_runs_are_named_in_one_line_each(tmp_path):
     from bench.papers.__main__ import RESULTS
     from bench.sweep.sweeps import record_mismatches
 
-    sweeps = load("cola").sweeps("small")
+    # the experiments whose records are committed (a spec may plan experiments not run yet: those are named apart)
+    sweeps = {e: jobs for e, jobs in load("cola").sweeps("small").items()
+              if e in ("cola_chain_small", "cola_stepdown_small")}
     records = tmp_path / "records"
     shutil.copytree(RESULTS / "cola" / "records", records)
     assert record_mismatches(records, sweeps) == []

@@ -164,24 +164,25 @@ def test_fig7_columns_are_keyed_by_path_so_robertas_three_dense_modules_stay_apa
 
 def test_colas_ablation_rows_fill_from_paper_scale_runs_and_flops_sum_over_seeds(tmp_path):
     """COLA Tables 3-4 name no model in the text read: a row without one takes any model's runs; the step-down runs
-    fill the COLA rows by their 8->r rank, chain length 1 (plain LoRA) the LoRA row; FLOPs add up over seeds."""
+    fill the COLA rows of their task (Table 3's columns: the three step-down tasks) by their 8->r rank, chain length 1
+    (plain LoRA) the LoRA row; FLOPs add up over seeds."""
     def config(seed, ranks, knots):
-        return {"report": {"paper": "cola", "tables": [3, 4]}, "scale": {"name": "paper"}, "task": {"name": "rte"},
+        return {"report": {"paper": "cola", "tables": [3, 4]}, "scale": {"name": "paper"}, "task": {"name": "cb"},
                 "model": {"name": "opt-1.3b"}, "seed": seed,
                 "method": {"name": "cola", "r": 8, "ranks": ranks, "knots": knots}}
     for seed in (1, 2):
         fake_run(tmp_path / "runs", f"down{seed}", config(seed, [8, 2], [0.6]),
-                 {"task": "rte", "metrics": {"acc": 0.70 + 0.02 * seed}, "train_flops": 1e15, "trainer_flos": 3e15})
+                 {"task": "cb", "metrics": {"acc": 0.70 + 0.02 * seed}, "train_flops": 1e15, "trainer_flos": 3e15})
         fake_run(tmp_path / "runs", f"lora{seed}", config(seed, None, []),
-                 {"task": "rte", "metrics": {"acc": 0.60}, "train_flops": 2e15, "trainer_flos": 3.5e15})
+                 {"task": "cb", "metrics": {"acc": 0.60}, "train_flops": 2e15, "trainer_flos": 3.5e15})
     main(["--paper", "cola", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
     with open(tmp_path / "out" / "cola" / "table3.csv", newline="") as f:
-        table3 = {(r["method"], r["rank"]): r["reproduced"] for r in csv.DictReader(f)}
-    assert table3[("COLA", "8->2")] == "73.00 ± 1.41" and table3[("LoRA", "8")] == "60.00 ± 0.00"
-    assert table3[("COLA", "8->4")] == "not run"
+        table3 = {(r["method"], r["rank"], r["task"]): r["reproduced"] for r in csv.DictReader(f)}
+    assert table3[("COLA", "8->2", "CB")] == "73.00 ± 1.41" and table3[("LoRA", "8", "CB")] == "60.00 ± 0.00"
+    assert table3[("COLA", "8->4", "CB")] == "not run" and table3[("COLA", "8->2", "WSC")] == "not run"
     with open(tmp_path / "out" / "cola" / "table4.csv", newline="") as f:
         table4 = {(r["method"], r["rank"]): r["reproduced"] for r in csv.DictReader(f)}
-    # the trainer state's count at paper scale, as the paper reads it
+    # the trainer state's count at paper scale
     assert table4[("COLA", "8->2")] == "6e+15 (sum of 2 seeds)" and table4[("LoRA", "8")] == "7e+15 (sum of 2 seeds)"
 
 
