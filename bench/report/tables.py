@@ -207,7 +207,7 @@ def render_table(spec: Any, layout: Layout, runs: list[Run], scale_runs: list[Ru
             if pub is None:
                 out.append("")
                 continue
-            published = pub["value"] or "n/a"
+            published = pub["value"] or ("none printed" if pub["status"] == "not_reported" else "n/a")
             if pub["value"] and pub["std"]:
                 published += f" ± {pub['std']}"
             if derived_metric(ck):
@@ -230,7 +230,8 @@ def render_table(spec: Any, layout: Layout, runs: list[Run], scale_runs: list[Ru
           "(mean ± std over seeds); \"not run\" = an experiment exists (`make reproduce-<paper> SCALE=paper`) but " \
           "no record of it is here; \"no experiment\" = none exists for that cell, \"no public data\" = its " \
           "data is not public; \"failed\" = its runs failed (see error.json); " \
-          "published \"n/a\" = not transcribed (never invented). Winners per the paper's convention in bold."
+          "published \"n/a\" = not transcribed (never invented), \"none printed\" = the paper prints \"-\" (no " \
+          "result). Winners per the paper's convention in bold."
     for metric, note in rules.column_notes.items():
         if any(ck[1] == metric for ck in layout.col_keys):
             md += "\n\n" + note
