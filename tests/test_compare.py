@@ -125,17 +125,6 @@ def test_the_page_regenerates_byte_identically_from_the_committed_records(tmp_pa
             assert (out / SPEC.name / path.relative_to(committed)).read_bytes() == path.read_bytes(), path
 
 
-def test_the_readme_shows_the_committed_headline_table():
-    readme = (REPO / "README.md").read_text()
-    first_screen = readme[:readme.index("\n## ", readme.index("\n## ") + 1)]
-    assert "results/compare/README.md" in first_screen
-    runs, excluded = load_records(REPO / "results", SPEC.name)   # the table as the committed records give it
-    assert runs and not excluded
-    table = leaderboard.headline_table(SPEC, runs)
-    assert table.startswith("| method | budget") and table in first_screen
-    assert "| rank | method |" not in readme   # the headline only, not the leaderboards below it on the page
-
-
 @pytest.mark.parametrize("args, named", [
     (["run", "--scale", "huge"], "SCALE='huge' is not valid; valid: tiny, small, paper"),
     (["run", "--seeds", "1;touch x"], "SEEDS='1;touch x' is not valid; valid: a comma list of integers"),
