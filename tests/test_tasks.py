@@ -364,3 +364,30 @@ def test_mmlu_examples_take_lm_evals_prompt_form():
 
     ex = mmlu({"question": "Q? ", "subject": "x", "choices": ["a", "b", "c", "d"], "answer": 2})
     assert ex == {"prompt": "Q?\nA. a\nB. b\nC. c\nD. d\nAnswer:", "candidates": [" A", " B", " C", " D"], "label": 2}
+
+
+def test_c4_from_local_shards_streams_them_record_by_record(tmp_path):
+    """An offline cluster's copy of C4 (json.gz shards): the corpus is streamed as the hub's would be, never read
+    whole, in the shards' order; its validation file is the fixed eval slice."""
+    import gzip
+    import json as _json
+
+    from omegaconf import OmegaConf
+
+    from bench.tasks import load_task_data
+    from bench.tasks.readers import LocalStream
+
+    for shard in range(2):
+        with gzip.open(tmp_path / f"c4-train.{shard:05d}-of-00002.json.gz", "wt") as f:
+            for i in range(3):
+                f.write(_json.dumps({"text": f"shard {shard} doc {i}", "url": "u", "timestamp": "t"}) + "\n")
+    (tmp_path / "c4-validation.jsonl").write_text("\n".join(_json.dumps({"text": f"val {i}"}) for i in range(4)) + "\n")
+    task = OmegaConf.create({"name": "c4", "data_files": {"train": str(tmp_path / "c4-train.*.json.gz"),
+                                                          "test": str(tmp_path / "c4-validation.jsonl")},
+                             "format": None, "num_train": None, "num_eval": 2, "num_dev": 0, "limit_train": None,
+                             "limit_eval": None, "local_files": {}, "eval_tasks": {}})
+    data = load_task_data(task, seed=1, use_local=True)
+    assert isinstance(data.train, LocalStream) and data.sources["train"].startswith("local-stream:")
+    assert [r["text"] for r in data.train] == [f"shard {s} doc {i}" for s in range(2) for i in range(3)]
+    assert data.train.take(2) == [{"text": "shard 0 doc 0"}, {"text": "shard 0 doc 1"}]
+    assert [r["text"] for r in data.eval] == [f"val {i}" for i in range(4)]   # a named eval file is read whole

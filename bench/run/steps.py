@@ -22,7 +22,7 @@ from ..records import (RESULT, MetricsLog, atomic_write_json, atomic_write_text,
                        git_sha, set_aside_previous_run, versions, write_run_config)
 from ..tasks import get_spec, load_task_data, task_max_length
 from ..validate import BENCH_TRAINER_KEYS
-from ..tasks.readers import HubStream
+from ..tasks.readers import Stream
 from .data import Collator, PackedStream, fit_examples, tokenized
 from .miniature import apply_smoke, miniature_length, smoke_eval
 from .models import count_parameters, load_model, load_tokenizer
@@ -203,7 +203,7 @@ def fit_to_length(cfg: DictConfig, setup: Setup) -> None:
 def build_datasets(cfg: DictConfig, setup: Setup) -> tuple[Any, Any, bool]:
     """(training set, evaluation set or None, whether training streams its corpus)."""
     data, tokenizer, kind, max_length = setup.data, setup.tokenizer, setup.spec.kind, setup.max_length
-    streamed = isinstance(data.train, HubStream)
+    streamed = isinstance(data.train, Stream)
     if streamed and (cfg.trainer.get("max_steps") or -1) <= 0:
         raise UserError(f"task={cfg.task.name} streams its training corpus ({data.sources['train']}), which has no "
                         f"length: set trainer.max_steps (now {cfg.trainer.get('max_steps')}); valid: an integer >= 1")

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from ..errors import UserError
 from ..paths import CONF_DIR
 from . import commonsense, glue, instruct, mmlu, pretrain, superglue, uuid_pairs  # noqa: F401  (registration)
-from .readers import HubStream, read_hub, read_local, require_fields
+from .readers import HubStream, LocalStream, Stream, read_hub, read_local, require_fields
 from .corpus import corpus_records, source_records
 from .registry import TASKS, TaskSpec, evaluation_only, shared_text
 from .superglue import mezo_split
@@ -33,7 +33,7 @@ def get_spec(name: str) -> TaskSpec:
 @dataclass
 class TaskData:
     spec: TaskSpec
-    train: list[dict] | HubStream   # a stream for a streamed hub corpus (TaskSpec.stream)
+    train: list[dict] | Stream   # a stream for a streamed corpus (TaskSpec.stream), from the hub or local shards
     dev: list[dict]
     eval: list[dict]
     sources: dict[str, str] = field(default_factory=dict)
@@ -78,6 +78,9 @@ def _records(spec: TaskSpec, role: str, task_cfg: Any, use_local: bool, seed: in
         if not Path(root).is_dir():
             raise UserError(f"task.local_sources={root!r} is not a directory; expected the shared data folder")
         return [spec.convert_local(r) for r in source_records(role, root)], f"glue-sources:{root}:{role}"
+    if found and spec.stream and role == "train":   # a streamed corpus's local shards are streamed too, never read whole
+        key, path = found
+        return LocalStream(path, task_cfg.get("format"), spec.convert_hub), f"local-stream:{path}"
     if found:
         key, path = found
         rows = _read_files(spec, key, path, task_cfg)
@@ -144,9 +147,9 @@ def load_task_data(task_cfg: Any, seed: int, use_local: bool) -> TaskData:
     eval_spec = get_spec(spec.eval_from) if spec.eval_from else spec  # MetaMath trains, GSM8K evaluates
     eval_rows, eval_src = _records(eval_spec, "eval", task_cfg, use_local, seed)
     dev: list[dict] = []
-    if isinstance(train, HubStream):
-        # Streamed (C4): the train split is read as training goes, the eval slice is fixed; the hub's train and
-        # validation splits are disjoint by construction, so nothing is held out or decontaminated here.
+    if isinstance(train, Stream):
+        # Streamed (C4, from the hub or its local shards): the train split is read as training goes, the eval slice
+        # is fixed; C4's train and validation splits are disjoint by construction, so nothing is held out here.
         return TaskData(spec, train, dev, eval_rows, {"train": train_src, "eval": eval_src})
     if train_src == eval_src and spec.generator is None:
         # One file for both (the Alpaca sample, MultiRC's validation rows): hold out a seeded eval set that

@@ -78,9 +78,55 @@ def read_hub(dataset: str, config: str | None, split: str) -> list[dict[str, Any
     return [dict(r) for r in ds]
 
 
-class HubStream:
-    """A hub split read in datasets' streaming mode: iterated record by record, never held in memory (C4's train
-    split is ~365M documents). Records come converted to the task's canonical form, in the split's own order."""
+class Stream:
+    """A training corpus read in datasets' streaming mode: iterated record by record, never held in memory (C4's train
+    split is ~365M documents), converted to the task's canonical form, in its own order."""
+
+    convert: Any
+
+    def _open(self):
+        raise NotImplementedError
+
+    def __iter__(self):
+        for record in self._open():
+            yield self.convert(dict(record))
+
+    def take(self, n: int) -> list[dict[str, Any]]:
+        """The corpus's first ``n`` records: a fixed slice, the same for every seed and run."""
+        return list(itertools.islice(iter(self), n))
+
+
+STREAM_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "text"}
+
+
+class LocalStream(Stream):
+    """Local shards of a streamed corpus (C4's ``en/c4-train.*.json.gz`` copied to a cluster without hub access),
+    streamed as the hub's would be: ``task.data_files.train`` may be a glob or a list."""
+
+    def __init__(self, paths: str | list[str], fmt: str | None, convert):
+        self.paths = [paths] if isinstance(paths, str) else list(paths)
+        suffix = Path(self.paths[0].removesuffix(".gz").removesuffix(".zst")).suffix
+        self.builder = {"jsonl": "json"}.get(fmt or "", fmt) or STREAM_BUILDERS.get(suffix)
+        if self.builder is None:
+            raise UserError(f"task.data_files.train={self.paths[0]!r}: no streaming reader for {suffix!r}; valid: "
+                            f"{', '.join(sorted(STREAM_BUILDERS))} (optionally .gz), or task.format=json|parquet|csv")
+        self.convert = convert
+
+    def _open(self):
+        from datasets import load_dataset
+
+        try:
+            return load_dataset(self.builder, data_files=self.paths, split="train", streaming=True)
+        except (FileNotFoundError, ValueError) as err:
+            raise UserError(f"task.data_files.train={self.paths[0]!r} cannot be streamed: {str(err).splitlines()[0]}; "
+                            "valid: existing local shards (a glob or a list of files)") from err
+
+    def __repr__(self) -> str:
+        return f"LocalStream({self.paths!r})"
+
+
+class HubStream(Stream):
+    """A hub split, streamed."""
 
     def __init__(self, dataset: str, config: str | None, split: str, convert):
         self.dataset, self.config, self.split, self.convert = dataset, config, split, convert
@@ -95,14 +141,6 @@ class HubStream:
             raise UserError(f"hub dataset {self.dataset!r} (config {self.config!r}, split {self.split!r}) cannot be "
                             f"streamed: {str(err).splitlines()[0]}; point task.data_files.{self.split}=PATH at a local "
                             "copy") from err
-
-    def __iter__(self):
-        for record in self._open():
-            yield self.convert(dict(record))
-
-    def take(self, n: int) -> list[dict[str, Any]]:
-        """The split's first ``n`` records: a fixed slice, the same for every seed and run."""
-        return list(itertools.islice(iter(self), n))
 
     def __repr__(self) -> str:
         return f"HubStream({self.dataset!r}, {self.config!r}, {self.split!r})"
