@@ -175,6 +175,10 @@ def scorer_for(spec) -> tuple[str, Callable | None]:
     """The suite scorer for this task, if it has one (commonsense goes through lm-eval, see evaluate_final)."""
     if spec.scorer in SCORERS:
         return spec.scorer, SCORERS[spec.scorer]
+    if spec.scorer.startswith("adaptllm:"):   # MoRA's continual-pretraining evaluation sets, in AdaptLLM's protocol
+        from .adaptllm_eval import scorer
+
+        return spec.scorer, scorer(spec)
     return spec.scorer, None  # eval_loss / perplexity come from the trainer's evaluation
 
 

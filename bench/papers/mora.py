@@ -527,3 +527,26 @@ SPEC = PaperSpec(
     coverage=COVERAGE,
     artefacts=ARTEFACTS,
 )
+
+
+# ---- Continual pretraining (issue 36, point 1): Table 1's BioMed. and Finance columns. One block, merged whole. ----
+# mora_table1_biomed* / mora_table1_finance* train LLaMA-2-7B on a domain corpus (pubmed_abstracts, fin_news) and score
+# that domain's tasks after training (task.eval_tasks, AdaptLLM's protocol: bench/tasks/adaptllm.py). A column is the
+# unweighted mean of its tasks' headline metrics in percent (App. C: Table 6's and Table 7's Avg.), read off the run's
+# own metrics ("<task>/<metric>"); the corpus task's label names the column. The financial news corpus is not public.
+from dataclasses import replace as _replace  # noqa: E402
+
+from ..report.metrics import percent_mean  # noqa: E402
+from ..tasks import TASKS  # noqa: E402
+from ..tasks.adaptllm import DOMAINS  # noqa: E402
+
+CPT_EXPERIMENTS = tuple(f"mora_table1_{domain}{row}" for domain in ("biomed", "finance")
+                        for row in ("", "_r256", "_mora", "_mora_r256", "_fft"))
+CPT_TASK_LABELS = {"pubmed_abstracts": "BioMed", "fin_news": "Finance", "pubmedqa": "PubMedQA", "usmle": "USMLE",
+                   "biommlu": "BioMMLU", "rct": "RCT", "convfinqa": "ConvFinQA", "fiqa_sa": "FiQA SA",
+                   "headline": "Headline", "ner": "NER", "fpb": "FPB"}
+TABLES = _replace(TABLES, metrics={**TABLES.metrics, **{column: percent_mean(*(f"{t}/{TASKS[t].metric}" for t in tasks))
+                                                         for column, tasks in DOMAINS.items()}},
+                  column_status={**TABLES.column_status, "continual pretraining/Finance": "no public data"})
+SPEC = _replace(SPEC, tables=TABLES, task_labels={**SPEC.task_labels, **CPT_TASK_LABELS},
+                experiments={**SPEC.experiments, "paper": SPEC.experiments["paper"] + CPT_EXPERIMENTS})

@@ -22,6 +22,16 @@ def percent(*keys: str) -> Reader:
     return read
 
 
+def percent_mean(*keys: str) -> Reader:
+    """100 × the unweighted mean of ``keys`` (MoRA's continual-pretraining columns: the mean of a domain's task
+    metrics); None unless the run has every one of them."""
+    def read(run: Run, metrics: dict, setting: str) -> float | None:
+        if not keys or any(metrics.get(key) is None for key in keys):
+            return None
+        return 100 * sum(float(metrics[key]) for key in keys) / len(keys)
+    return read
+
+
 def value(key: str) -> Reader:
     """The metric as recorded."""
     return lambda run, metrics, setting: metrics.get(key)

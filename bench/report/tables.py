@@ -41,9 +41,15 @@ class TableRules:
     # A stand-in block's rank, as the rank of the paper's it stands in for (e.g. small r 4 -> "4 (for 256)"): by
     # (experiment base name, rank) or by rank alone, the experiment-specific entry first.
     stand_in_ranks: Mapping[Any, str] = field(default_factory=dict)
-    # A column (the paper's task label) no experiment fills at paper scale, and why: its cells read that instead of
-    # "not run" (e.g. "no experiment", "no public data").
+    # A column no experiment fills at paper scale, and why: its cells read that instead of "not run" (e.g. "no
+    # experiment", "no public data"). Keyed by the paper's task label, or by "<task label>/<metric>" for one column of
+    # a task that spans several (MoRA's "continual pretraining/Finance").
     column_status: Mapping[str, str] = field(default_factory=dict)
+
+
+def column_status(rules: TableRules, ck: tuple) -> str:
+    """What an empty cell of column ``ck`` (task, metric, setting) reads: its own status, its task's, or "not run"."""
+    return rules.column_status.get(f"{ck[0]}/{ck[1]}", rules.column_status.get(ck[0], "not run"))
 
 
 def row_method(cfg: dict, rules: TableRules) -> str:
@@ -214,7 +220,7 @@ def render_table(spec: Any, layout: Layout, runs: list[Run], scale_runs: list[Ru
                 reproduced = "derived"
             else:
                 vals, failed, chosen = cells[(rk, ck)]
-                reproduced = fmt(vals, ck[1], rules) or ("failed" if failed else rules.column_status.get(ck[0], "not run"))
+                reproduced = fmt(vals, ck[1], rules) or ("failed" if failed else column_status(rules, ck))
                 if vals and chosen:
                     reproduced += f" [{chosen}]"
                 key = (rk[0], rk[2], ck)

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from ..errors import UserError
 from ..paths import CONF_DIR
-from . import commonsense, glue, instruct, mmlu, pretrain, superglue, uuid_pairs  # noqa: F401  (registration)
+from . import adaptllm, commonsense, glue, instruct, mmlu, pretrain, superglue, uuid_pairs  # noqa: F401  (registration)
 from .readers import HubStream, LocalStream, Stream, read_hub, read_local, require_fields
 from .corpus import corpus_records, source_records
 from .registry import TASKS, TaskSpec, evaluation_only, shared_text
@@ -94,6 +94,9 @@ def _records(spec: TaskSpec, role: str, task_cfg: Any, use_local: bool, seed: in
         raise UserError(f"task {spec.name!r} has no local file for its {role} split at this scale; "
                         f"set task.data_files.{role}=PATH (json, jsonl, csv, tsv, parquet)")
     else:
+        if spec.unavailable:
+            raise UserError(f"task {spec.name!r}: no public data ({spec.unavailable}); point task.data_files.train=PATH "
+                            "and task.data_files.test=PATH at a local copy")
         split = spec.hub_splits.get(role)
         if split is None:
             raise UserError(f"task {spec.name!r} has no {role} split on the hub; set task.data_files.{role}=PATH")
@@ -108,10 +111,24 @@ def _records(spec: TaskSpec, role: str, task_cfg: Any, use_local: bool, seed: in
             rows = [r for row in rows for r in spec.expand(row)]
         convert, source = spec.convert_hub, f"hub:{spec.hub_dataset}/{'+'.join(c or '' for c in configs)}:{split}"
     try:
-        return [convert(r) for r in rows], source
+        examples = [convert(r) for r in rows]
+        if role == "eval" and spec.shots is not None:
+            examples = spec.shots(examples, _shot_pool(spec, examples, source))
+        return examples, source
     except (KeyError, ValueError, TypeError) as err:
         raise UserError(f"data for task {spec.name!r} from {source!r} does not fit its schema "
                         f"(expected fields {list(spec.local_fields)}): {err!r}") from err
+
+
+def _shot_pool(spec: TaskSpec, examples: list[dict], source: str) -> list[dict]:
+    """The demonstrations a k-shot task draws from: its hub split ``hub_splits["shots"]`` (MMLU's dev split) when the
+    questions came from the hub, else the questions themselves (a local file: ``spec.shots`` never shows a question
+    its own answer)."""
+    if not source.startswith("hub:"):
+        return examples
+    configs = spec.hub_config if isinstance(spec.hub_config, tuple) else (spec.hub_config,)
+    return [spec.convert_hub(row) for config in configs
+            for row in read_hub(spec.hub_dataset, config, spec.hub_splits["shots"])]
 
 
 def _limit(rows: list[dict], n: int | None, seed: int) -> list[dict]:

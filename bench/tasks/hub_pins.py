@@ -24,10 +24,20 @@ HUB_REVISIONS: dict[str, str] = {
     "allenai/tulu-v2-sft-mixture": "6248b175d2ccb5ec7c4aeb22e6d8ee3b21b2c752",
     "cais/mmlu": "c30699e8356da336a370243923dbaf21066bb9fe",
     "allenai/c4": "1588ec454efa1a09f29cd18ddd04fe05fc8653a2",
+    # MoRA's continual-pretraining evaluation sets (AdaptLLM's): the Hub's sha of main in a dataset-card corpus and on
+    # the tree page https://huggingface.co/datasets/AdaptLLM/medicine-tasks/tree/main (68afee8); for finance the newest
+    # full sha seen, https://huggingface.co/datasets/AdaptLLM/finance-tasks/tree/cb7ab029f29e88fb25ffa65fd881ad14c25383fc
+    # (later commits touch only the README; the data files last changed in 2221398, "debug ConvFinQA encoding").
+    "AdaptLLM/medicine-tasks": "68afee8d7be55335ba0e34deacc23120233161f6",
+    "AdaptLLM/finance-tasks": "cb7ab029f29e88fb25ffa65fd881ad14c25383fc",
 }
 UNPINNED: dict[str, str] = {
     "zwhe99/commonsense_170k": "only the short hash 0bb8db2 of main was found offline; pin the full sha with "
                                "`huggingface_hub.dataset_info('zwhe99/commonsense_170k').sha` on a machine with hub access",
+    "ArmelR/the-pile-splitted": "the Pile's PubMed Abstracts (MoRA's biomedical corpus) on the hub; only parquet-converter "
+                                "commits of it were found offline (e.g. 1eddb11f0bfe4eb7766eb0c89511825085e7bd25, whose "
+                                "parquet holds a partial copy), no commit of main; pin it with "
+                                "`huggingface_hub.dataset_info('ArmelR/the-pile-splitted').sha` on a machine with hub access",
 }
 
 # Rows of each train split (dataset, config) a paper-scale job may train on for whole epochs (the planner's tokens).

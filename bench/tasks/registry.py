@@ -43,6 +43,11 @@ class TaskSpec:
                                                                # (C4); its eval split is a fixed first-N slice
     memorization: bool = False                                 # eval = train on purpose (UUID); exempt from the
                                                                # train/eval text-overlap check
+    unavailable: str | None = None                             # why its data is not public (a financial news corpus
+                                                               # never released): reading it is one UserError saying so
+    # k-shot prompting from a demonstration pool (MMLU: each subject's dev split, hub_splits["shots"]; a local file: its
+    # own other questions): (eval examples, converted pool) -> the eval examples with their demonstrations
+    shots: Callable[[list[dict[str, Any]], list[dict[str, Any]]], list[dict[str, Any]]] | None = None
 
 
 def evaluation_only(spec: TaskSpec) -> bool:
