@@ -16,9 +16,11 @@ from collections import defaultdict
 from ..report.claims import Claim
 from ..report.figures import Curves, curves, plt, save, tagged
 from ..report.labels import MODEL_LABELS, run_label, setting_of
-from ..report.metrics import ACCURACY, percent, value
+from ..report.metrics import ACCURACY, percent, percent_mean, value
 from ..report.tables import TableRules, selected_setting
 from ..stats import mean
+from ..tasks import TASKS
+from ..tasks.adaptllm import DOMAINS
 from .spec import Artefact, Coverage, PaperSpec
 
 LORA, FFT = {"method.name": "lora"}, {"method.name": "fft"}
@@ -127,11 +129,22 @@ def size_matches(setting, run, by_model):
     return not (size and by_model) or size.group(1).lower() in MODEL_LABELS.get(run.cfg["model"]["name"], "").lower()
 
 
+# Continual pretraining (Table 1's BioMed. and Finance): mora_table1_biomed* / mora_table1_finance* train LLaMA-2-7B
+# on a domain corpus and score that domain's tasks after training (task.eval_tasks, AdaptLLM's protocol:
+# bench/tasks/adaptllm.py). A column is the unweighted mean of its tasks' headline metrics in percent (App. C: Tables
+# 6 and 7's Avg.), read off the run's own metrics ("<task>/<metric>").
+CPT_EXPERIMENTS = tuple(f"mora_table1_{domain}{row}" for domain in ("biomed", "finance")
+                        for row in ("", "_r256", "_mora", "_mora_r256", "_fft"))
+CPT_TASK_LABELS = {"pubmed_abstracts": "BioMed", "fin_news": "Finance", "pubmedqa": "PubMedQA", "usmle": "USMLE",
+                   "biommlu": "BioMMLU", "rct": "RCT", "convfinqa": "ConvFinQA", "fiqa_sa": "FiQA SA",
+                   "headline": "Headline", "ner": "NER", "fpb": "FPB"}
+
 TABLES = TableRules(
     metrics={"accuracy": ACCURACY, "char_accuracy": char_accuracy, "perplexity": value("perplexity"),
              # Table 1: the benchmark is the metric's name
              "GSM8K": percent("exact_match"), "MATH": percent("exact_match"),
-             "MMLU_0shot": percent("acc"), "MMLU_5shot": percent("acc")},
+             "MMLU_0shot": percent("acc"), "MMLU_5shot": percent("acc"),
+             **{column: percent_mean(*(f"{t}/{TASKS[t].metric}" for t in tasks)) for column, tasks in DOMAINS.items()}},
     lower_is_better=frozenset({"perplexity"}),
     setting_in_columns="step=",   # Table 2's columns are steps of the run
     setting_filters=(operator_matches, size_matches),
@@ -143,9 +156,8 @@ TABLES = TableRules(
         ("mora_cpt", "4"): "256: the same 12.5% budget share",
         ("mora_cpt", "1"): "8, the nearest: 3.1% of each weight against 0.39%",
     },
-    # The continual-pretraining columns' paper-scale experiments are mora_table1_biomed / mora_table1_finance; where
-    # a data set they need is not public, this reads "no public data".
-    column_status={"continual pretraining": "not run"},
+    # The financial news corpus AdaptLLM and MoRA train on is not public: those cells can hold no number.
+    column_status={"continual pretraining/Finance": "no public data"},
 )
 
 
@@ -506,12 +518,13 @@ SPEC = PaperSpec(
     title="MoRA: High-Rank Updating for Parameter-Efficient Fine-Tuning (arXiv 2405.12130)",
     order=4,
     task_labels={"uuid": "UUID memorization", "c4": "C4", "metamath": "GSM8K", "gsm8k": "GSM8K", "math": "MATH",
-                 "tulu_v2": "instruction tuning", "mmlu_0shot": "MMLU_0shot", "mmlu_5shot": "MMLU_5shot"},
+                 "tulu_v2": "instruction tuning", "mmlu_0shot": "MMLU_0shot", "mmlu_5shot": "MMLU_5shot",
+                 **CPT_TASK_LABELS},
     experiments={
         "paper": ("mora_table1_math", "mora_table1_math_r256", "mora_table1_math_mora", "mora_table1_math_mora_r256",
                   "mora_table1_math_fft", "mora_table1_tulu", "mora_table1_tulu_r256", "mora_table1_tulu_mora",
                   "mora_table1_tulu_mora_r256", "mora_table1_tulu_fft", "mora_uuid", "mora_uuid_fft", "mora_fig2",
-                  "mora_operators", "mora_operators_r256", "mora_pretrain"),
+                  "mora_operators", "mora_operators_r256", "mora_pretrain", *CPT_EXPERIMENTS),
         "small": ("mora_uuid", "mora_uuid_fft", "mora_fig2", "mora_pretrain", "mora_operators", "mora_cpt",
                   "mora_cpt_fft"),
         "tiny": ("mora_uuid", "mora_uuid_fft", "mora_operators", "mora_pretrain"),
@@ -528,25 +541,3 @@ SPEC = PaperSpec(
     artefacts=ARTEFACTS,
 )
 
-
-# ---- Continual pretraining (issue 36, point 1): Table 1's BioMed. and Finance columns. One block, merged whole. ----
-# mora_table1_biomed* / mora_table1_finance* train LLaMA-2-7B on a domain corpus (pubmed_abstracts, fin_news) and score
-# that domain's tasks after training (task.eval_tasks, AdaptLLM's protocol: bench/tasks/adaptllm.py). A column is the
-# unweighted mean of its tasks' headline metrics in percent (App. C: Table 6's and Table 7's Avg.), read off the run's
-# own metrics ("<task>/<metric>"); the corpus task's label names the column. The financial news corpus is not public.
-from dataclasses import replace as _replace  # noqa: E402
-
-from ..report.metrics import percent_mean  # noqa: E402
-from ..tasks import TASKS  # noqa: E402
-from ..tasks.adaptllm import DOMAINS  # noqa: E402
-
-CPT_EXPERIMENTS = tuple(f"mora_table1_{domain}{row}" for domain in ("biomed", "finance")
-                        for row in ("", "_r256", "_mora", "_mora_r256", "_fft"))
-CPT_TASK_LABELS = {"pubmed_abstracts": "BioMed", "fin_news": "Finance", "pubmedqa": "PubMedQA", "usmle": "USMLE",
-                   "biommlu": "BioMMLU", "rct": "RCT", "convfinqa": "ConvFinQA", "fiqa_sa": "FiQA SA",
-                   "headline": "Headline", "ner": "NER", "fpb": "FPB"}
-TABLES = _replace(TABLES, metrics={**TABLES.metrics, **{column: percent_mean(*(f"{t}/{TASKS[t].metric}" for t in tasks))
-                                                         for column, tasks in DOMAINS.items()}},
-                  column_status={**TABLES.column_status, "continual pretraining/Finance": "no public data"})
-SPEC = _replace(SPEC, tables=TABLES, task_labels={**SPEC.task_labels, **CPT_TASK_LABELS},
-                experiments={**SPEC.experiments, "paper": SPEC.experiments["paper"] + CPT_EXPERIMENTS})
