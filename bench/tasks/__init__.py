@@ -164,6 +164,9 @@ def load_task_data(task_cfg: Any, seed: int, use_local: bool) -> TaskData:
     eval_spec = get_spec(spec.eval_from) if spec.eval_from else spec  # MetaMath trains, GSM8K evaluates
     eval_rows, eval_src = _records(eval_spec, "eval", task_cfg, use_local, seed)
     dev: list[dict] = []
+    if isinstance(train, LocalStream) and f"local-stream:{eval_src}" == train_src:
+        # One local sample file for both (a corpus sample): read it whole and hold out its eval texts below.
+        train, train_src = list(train), eval_src
     if isinstance(train, Stream):
         # Streamed (C4, from the hub or its local shards): the train split is read as training goes, the eval slice
         # is fixed; C4's train and validation splits are disjoint by construction, so nothing is held out here.
