@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 from .. import stats
 from ..records import atomic_write_text
-from .claims import config_value, metric_of
+from .claims import metric_of, select_setting
 from .labels import MODEL_LABELS, method_label, model_label, norm, rank_label, setting_of
 from .metrics import Reader, metric_value
 from .records import Run
@@ -129,35 +128,13 @@ def run_matches(run: Run, spec: Any, rk: tuple, ck: tuple, *, by_model: bool) ->
 
 
 def selected_setting(runs: list[Run]) -> tuple[list[Run], str]:
-    """Where an experiment searched a grid (``report.select: {over: [keys], by: metric expression, direction}``),
-    the runs of the setting whose mean selection metric over seeds is best, and that setting in words; other
-    runs pass through: a paper that tuned on a dev split reports the setting its selection picked."""
-    kept, chosen = [], []
-    by_experiment: dict[str, list[Run]] = defaultdict(list)
-    for run in runs:
-        by_experiment[json.dumps((run.cfg.get("report") or {}).get("select"), sort_keys=True)].append(run)
-    for key, group in sorted(by_experiment.items()):
-        select = json.loads(key)
-        if not select:
-            kept += group
-            continue
-        settings: dict[tuple, list[Run]] = defaultdict(list)
-        for run in group:
-            settings[tuple(str(config_value(run.cfg, k)) for k in select["over"])].append(run)
-        scores = {}
-        for setting, members in settings.items():
-            values = [metric_of(r.result, r.metrics_rows(), select["by"]) for r in members if r.status == "ok"]
-            values = [v for v in values if v is not None]
-            if values:
-                scores[setting] = stats.mean(values)
-        if not scores:
-            kept += group
-            continue
-        pick = (min if select.get("direction", "greater") == "less" else max)(sorted(scores), key=scores.__getitem__)
-        kept += settings[pick]
-        chosen.append(", ".join(f"{SETTING_NAMES.get(k, k.split('.')[-1])} {v}" for k, v in zip(select["over"], pick))
-                      + f" of {len(settings)}, by {select['by']}")
-    return kept, "; ".join(chosen)
+    """Where an experiment searched a grid (``report.select``), the runs of the setting its selection picked
+    (claims.select_setting), and that setting in words; other runs pass through."""
+    kept, chosen = select_setting(runs, lambda run, expr: metric_of(run.result, run.metrics_rows(), expr),
+                                  lambda run: run.cfg)
+    words = [", ".join(f"{SETTING_NAMES.get(k, k.split('.')[-1])} {v}" for k, v in zip(select["over"], pick))
+             + f" of {n}, by {select['by']}" for select, pick, n in chosen]
+    return kept, "; ".join(words)
 
 
 def cell_values(runs: list[Run], spec: Any, rk: tuple, ck: tuple, by_model: bool) -> tuple[list[float], int, str]:
