@@ -253,7 +253,10 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, experiment: str | None) -
         "trainer_flos": float(trainer.state.total_flos),
         "steps": trainer.state.global_step, "world_size": distributed.world_size(),
         "examples": {"train": "streamed" if streamed else len(data.train), "eval": len(data.eval), "longest_tokens": longest,
-                     "dropped_overlong": dropped, "decontaminated": data.decontaminated},
+                     "dropped_overlong": dropped, "decontaminated": data.decontaminated,
+                     # a tuning run says so: scored on its validation split, the test split withheld
+                     **({"scored_on": data.scored_on, "test_withheld": data.withheld}
+                        if data.scored_on != "test" else {})},
         "data_sources": data.sources, "wall_s": round(wall_s, 3),
         "time_s": time_breakdown(wall_s, loop_s, periodic.seconds if periodic else 0.0, eval_s),
         "config": OmegaConf.to_container(cfg, resolve=True), "versions": versions(), "git_sha": git_sha(),
