@@ -331,3 +331,19 @@ def test_a_validation_split_is_refused_where_it_cannot_be_carved():
         cfg.task.num_validation = None
     with pytest.raises(UserError, match="task.num_validation=None"):
         load_task_data(cfg.task, 1001, use_local=True)
+
+
+def test_make_compare_states_its_compute_then_runs_the_finals_the_tuning_records_ask_for(monkeypatch, capsys, tmp_path):
+    from bench.sweep import reproduce
+
+    launched = []
+    monkeypatch.setattr(reproduce, "run_sweeps", lambda label, sweeps, runs_dir, env=None: launched.append(
+        (label, [(s.experiment, tuple(s.overrides)) for s in sweeps])) or [])
+    monkeypatch.setattr(reproduce, "current_runs", lambda spec, runs_dir: _tuning_fixture())
+    assert reproduce.run_spec(SPEC, launch_options("small", None, None, None), "compare", tmp_path) == []
+    out = capsys.readouterr().out
+    assert "compare: - tuning, reduced stage: 438 jobs" in out and "The full stage from scratch" in out
+    (first_label, first), (final_label, finals) = launched
+    assert [exp for exp, _ in first] == [exp for exp, _ in SPEC.plan("small")]
+    assert final_label == "compare / final stage" and {exp for exp, _ in finals} == {"compare_uuid_small_final"}
+    assert any("trainer.learning_rate=0.03" in o and "arm=lora,adalora" in o for _, o in finals)
