@@ -296,5 +296,6 @@ class ComparisonSpec:
             for exp in self.experiment_files(tier):
                 for name in (exp + self.tuning.suffix, exp + self.tuning.final_suffix):
                     if not (self.experiment_dir / f"{name}.yaml").exists():
-                        raise UserError(f"comparison {self.name}: no experiment {self.experiment_dir / (name + '.yaml')}"
-                                        f" for the tuning stage at the {tier} tier")
+                        path = self.experiment_dir / f"{name}.yaml"
+                        raise UserError(f"comparison {self.name}: no experiment {path} for the tuning stage at the "
+                                        f"{tier} tier")

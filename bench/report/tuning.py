@@ -286,7 +286,8 @@ def board_runs(spec: Any, family: Any, runs: list, chosen: dict[Cell, Choice] | 
 
 
 # ------------------------------------------------------------------------------------------ how ranks moved
-def rank_moves(spec: Any, one: dict[str, dict], tuned: dict[str, dict], budget: int) -> dict[str, tuple[float, float, int]]:
+def rank_moves(spec: Any, one: dict[str, dict], tuned: dict[str, dict],
+               budget: int) -> dict[str, tuple[float, float, int]]:
     """arm -> (average rank on the one-rate board, on the tuned board, families), both over the same cells: the
     (family, arm) pairs that have seeds on both boards at this budget, so a move is the tuning's and not a change
     of who is ranked."""

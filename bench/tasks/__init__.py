@@ -203,8 +203,9 @@ def validation_split(spec: TaskSpec, task_cfg: Any, train: list[dict], held_out:
     n = task_cfg.get("num_validation")
     if spec.memorization:
         if n is not None:
-            raise UserError(f"task.num_validation={n} for task {spec.name!r}, a memorisation task: its validation split "
-                            "is its own training set (the tuning seed's draw); valid: leave task.num_validation unset")
+            raise UserError(f"task.num_validation={n} for task {spec.name!r}, a memorisation task: its validation "
+                            "split is its own training set (the tuning seed's draw); valid: leave task.num_validation "
+                            "unset")
         return train, list(train), {**sources, "eval": f"validation: the run's own training set ({sources['train']})"}
     if isinstance(train, HubStream):
         raise UserError(f"task.score_on=validation: task {spec.name!r} streams its training corpus "
