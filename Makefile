@@ -50,7 +50,9 @@ reproduce-%: setup
 	$(BIN)/python -m bench.reproduce "$$PAPER"
 
 # The comparison no paper has (bench/compare.py): every method on one task per paper's family at two matched
-# trainable-parameter budgets, 3 seeds; then results/compare/. SCALE=paper LAUNCHER=slurm: the same grid on a cluster.
+# trainable-parameter budgets, 3 seeds, at the family's rate; the tuning stage (each arm's rate from a grid on a
+# validation split) and the final seeds at the chosen rates; then results/compare/ (its Scale and compute section:
+# what each stage costs). SCALE=paper LAUNCHER=slurm: the one-rate grid on a cluster.
 compare: setup
 	$(BIN)/python -m bench.compare run
 

@@ -53,6 +53,9 @@ TASK_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "limit_eval": OPTIONAL_COUNT,
     "num_dev": (lambda v: is_int(v) and v >= 0, "an integer >= 0"),
     "score_every": (lambda v: is_int(v) and v >= 0, "an integer >= 0 (0: never)"),
+    # a tuning run's split (bench/tasks validation_split); absent from every other run's config
+    "score_on": (lambda v: v in ("test", "validation"), "test or validation"),
+    "num_validation": OPTIONAL_COUNT,
 }
 TOP_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (lambda v: is_int(v) and 0 <= v < 2**32, "an integer in [0, 2**32)"),

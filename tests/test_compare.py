@@ -69,8 +69,11 @@ def test_every_method_of_every_family_runs_or_says_why_not():
                 assert (arm in swept) != bool(blocked), (exp, arm)
 
 
+OWN_RATE = {"memorisation": 1.0e-2, "classification": 3.0e-3}   # the one-rate board's (each family experiment's)
+
+
 def _run(arm: str, budget: int | None, seed: int, value: float, table: str = "memorisation") -> Run:
-    cfg = {"arm": arm, "compare": {"budget": budget or 2}, "seed": seed,
+    cfg = {"arm": arm, "compare": {"budget": budget or 2}, "seed": seed, "trainer": {"learning_rate": OWN_RATE[table]},
            "report": {"paper": SPEC.name, "tables": [table]}, "model": {"name": "stories260k"},
            "task": {"name": "uuid"}, "scale": {"name": "small"}, "method": {"name": arm, "r": budget}}
     result = {"config": cfg, "metrics": {"char_acc": value, "acc": value}, "trainable_params": 1000, "wall_s": 1.0,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..report.leaderboard import arm_of, budget_of
 from ..stats import mean
-from .spec import ComparisonSpec, Family
+from .spec import ComparisonSpec, Family, Tuning
 
 FAMILIES = (
     Family("memorisation", "Memorisation (MoRA)", "compare_uuid", "final.char_acc", "greater", "character accuracy",
@@ -83,6 +83,33 @@ def density_notes(spec: ComparisonSpec, runs: list) -> list[str]:
     return lines
 
 
+# The tuning stage (bench/report/tuning.py; conf/experiment/compare_<family>_small_tune.yaml and _final.yaml).
+TUNING = Tuning(
+    stage="reduced",
+    seeds={"full": (1001, 1002), "reduced": (1001,)},   # never a final seed (the grid's 1, 2, 3; SEEDS= is checked)
+    searched={"loraplus": ("method.lr_ratio", (2.0, 4.0))},
+    grid_text="the learning rate one step below, at and one step above the family's own rate on the 1-3-10 "
+              "half-decade ladder (1e-3, 3e-3, 1e-2 where the family trains at 3e-3; 3e-3, 1e-2, 3e-2 for "
+              "memorisation's 1e-2: about ×⅓ and ×3), and for LoRA+ its ratio λ too, over MoRA §5.2.2's {2, 4}. Why "
+              "this grid: the papers tune per method (MoRA App. A Table 5 two rates per method and rank, COLA five "
+              "rates spanning 20×, MoRA's LoRA+ λ over {2, 4}), the CPU stand-ins have no published optimum to "
+              "search near, and the families' rates were set by looking at LoRA (memorisation's by LoRA's seed-1 "
+              "accuracy, conf/experiment/compare_uuid_small.yaml); the smallest symmetric grid that can move any arm "
+              "half a decade either way is these three points, and a choice at an edge is marked (the best may lie "
+              "beyond it).",
+    criterion_text="The validation split (bench/tasks validation_split; never a test example): for pretraining and "
+                   "adaptation 200 documents held out of the corpus's training side by text, for classification 400 "
+                   "sentences held out of the GLUE train files' side (one fixed split for every tuning seed, the test "
+                   "split withheld); memorisation scores the pairs a run trains on, so its validation split is another "
+                   "draw of the task: the tuning seed's own 64 pairs. The criterion: the family's own metric on that "
+                   "split, averaged over the tuning seeds, best in the family's direction; a grid point with a failed "
+                   "tuning run is never chosen, and an exact tie goes to the family's own setting, then to the lower "
+                   "rate.",
+    stage_text={"full": "two tuning seeds per grid point",
+                "reduced": "one tuning seed per grid point, the full stage's first (the full stage runs two; what "
+                           "each costs: [Scale and compute](#scale-and-compute))"},
+)
+
 SPEC = ComparisonSpec(
     name="compare",
     title="The comparison: every method on every paper's task family, at equal budgets",
@@ -96,14 +123,20 @@ SPEC = ComparisonSpec(
     headline="Average rank over the four families",
     budget_text="Budgets are LoRA-rank equivalents of the 64-wide stand-ins; every arm trains about LoRA's count at "
                 "that rank (conf/arm).",
-    protocol_text="Every arm of a family trains on the same data for the same steps at one shared learning rate "
-                  "(the family's, untuned per method: methods that want another rate, e.g. prefix tuning, are at a "
-                  "disadvantage the boards do not correct).",
+    protocol_text="Every arm of a family trains on the same data for the same steps. On the one-rate board every "
+                  "arm runs at the family's own learning rate (untuned per method: methods that want another rate, "
+                  "e.g. prefix tuning, are at a disadvantage that board does not correct); on the tuned board each "
+                  "arm runs at the setting its own validation split chose ([How each arm was tuned]"
+                  "(#how-each-arm-was-tuned)).",
     budget_notes=BUDGET_NOTES,
     notes=(density_notes,),
     paper_scale_text="`make compare SCALE=paper LAUNCHER=slurm` (conf/experiment/compare_<family>.yaml: the models "
                      "above, budgets r 8 and 64, 3 seeds, through Hydra's submitit launcher); `make smoke "
-                     "PAPERS=compare` runs every job of that grid once on a miniature of its model here.",
+                     "PAPERS=compare` runs every job of that grid once on a miniature of its model here. That "
+                     "grid is the one-rate grid: the tuning stage runs at the small tier only (at paper scale it "
+                     "would run every GPU job of the grid three times per tuning seed, and C4, read as a stream, has "
+                     "no validation split to hold out here).",
+    tuning=TUNING,
     index_line="Every method on every paper's task family at equal budgets: [compare/README.md](compare/README.md) "
                "(`make compare`).",
 )

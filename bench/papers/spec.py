@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from ..errors import UserError
-from ..paths import EXPERIMENTS_DIR, PUBLISHED_DIR
+from ..paths import EXPERIMENTS_DIR, PUBLISHED_DIR, RESULTS_DIR
 from ..report.claims import Claim
 from ..report.tables import TableRules
 
@@ -161,6 +161,32 @@ class Family:
 
 
 @dataclass(frozen=True)
+class Tuning:
+    """A comparison's tuning stage: every arm of every family (and budget) picks its learning rate, and a searched
+    arm its own hyperparameter too, from the grid of conf/experiment/<family experiment>_<tier><suffix>.yaml, run by
+    tuning seeds on a validation split (task.score_on=validation); the final seeds then run at the chosen setting
+    (<family experiment>_<tier><final_suffix>.yaml) and are scored on the test split, as the one-rate grid's are.
+    bench/report/tuning.py reads the choices off the records."""
+    stage: str                                         # the stage `make compare` runs: a key of ``seeds``
+    seeds: dict[str, tuple[int, ...]]                  # stage -> its tuning seeds (never a final seed)
+    searched: dict[str, tuple[str, tuple[float, ...]]]  # arm -> (config key, values) searched beside the rate
+    grid_text: str                                     # the grid, and why it is that grid
+    criterion_text: str                                # what the choice maximises or minimises, ties included
+    stage_text: dict[str, str]                         # stage -> what it is, in words
+    budget_minutes: float = 180.0                      # the wall-clock a stage may take on ``jobs_at_once`` cores
+    jobs_at_once: int = 2
+    tiers: tuple[str, ...] = ("small",)                # the tiers with a tuning stage
+    rate_key: str = "trainer.learning_rate"
+    suffix: str = "_tune"
+    final_suffix: str = "_final"
+    table_suffix: str = "_tuning"                      # a tuning run's report.tables: <family key><table_suffix>
+
+    def keys_of(self, arm: str) -> tuple[str, ...]:
+        """The config keys an arm's setting is made of: the learning rate, and a searched arm's own key."""
+        return (self.rate_key,) + ((self.searched[arm][0],) if arm in self.searched else ())
+
+
+@dataclass(frozen=True)
 class ComparisonSpec:
     """Every arm on one experiment per task family, at matched budgets, over seeds; ranked per family and budget.
     The prose fields are the page's own sentences about this grid (bench/report/leaderboard.py lays them out)."""
@@ -185,6 +211,9 @@ class ComparisonSpec:
     bootstrap: int = 2000                      # draws of the average rank's interval
     tiers: tuple[str, ...] = ("small", "paper")
     experiment_dir: Path = EXPERIMENTS_DIR
+    tuning: Tuning | None = None               # the tuning stage and its final runs (None: one shared rate only)
+    records_dir: Path | None = None            # its committed records (default results/<name>/records): the final
+                                               # stage's sweeps follow the tuning records there
     kind: ClassVar[str] = "comparison"
 
     def not_run_reason(self, arm: str, family: str) -> str | None:
@@ -198,11 +227,46 @@ class ComparisonSpec:
                                 f"valid: {', '.join(self.tiers)}")
         return names
 
-    def plan(self, tier: str) -> Plan:
-        """Per family: the grid, then the reference arm (make compare, make smoke and the records check read it),
-        which at paper scale takes its family's resources (fp32 master weights, sharding: python -m bench.plan)."""
+    def grid_plan(self, tier: str) -> Plan:
+        """Per family: the one-rate grid, then the reference arm, which at paper scale takes its family's resources
+        (fp32 master weights, sharding: python -m bench.plan)."""
         return [(exp, fixed) for family, exp in zip(self.families, self.experiment_files(tier))
                 for fixed in ((), self.reference_run + self._reference_resources(family, tier))]
+
+    def tuning_plan(self, tier: str, stage: str | None = None) -> Plan:
+        """Per family: the tuning grid (its experiment's arms), each searched arm at each of its searched values, and
+        the reference arm, all at the stage's tuning seeds. Empty where the tier has no tuning stage."""
+        if self.tuning is None or tier not in self.tuning.tiers:
+            return []
+        seeds = ("seed=" + ",".join(map(str, self.tuning.seeds[stage or self.tuning.stage])),)
+        plan: Plan = []
+        for exp in self.experiment_files(tier):
+            tune = exp + self.tuning.suffix
+            plan.append((tune, seeds))
+            for arm, (key, values) in self.tuning.searched.items():
+                plan.append((tune, (f"arm={arm}", f"{key}={','.join(repr(v) for v in values)}", *seeds)))
+            plan.append((tune, self.reference_run + seeds))
+        return plan
+
+    def plan(self, tier: str) -> Plan:
+        """What `make compare SCALE=<tier>` launches before it can know the final stage (make smoke and the records
+        check read it too): the one-rate grid and the tuning stage."""
+        return self.grid_plan(tier) + self.tuning_plan(tier)
+
+    def final_plan(self, tier: str, runs: list) -> Plan:
+        """The final stage the tuning records ask for: each arm whose chosen setting is not the family's own, at the
+        final seeds of its family's experiment (bench/report/tuning.py)."""
+        if self.tuning is None or tier not in self.tuning.tiers:
+            return []
+        from ..report.tuning import final_plan
+
+        return final_plan(self, tier, runs)
+
+    def committed_runs(self) -> list:
+        from ..report.records import load_records
+
+        records = self.records_dir or (RESULTS_DIR / self.name / "records")
+        return load_records(records.parent.parent, records.parent.name)[0]
 
     @staticmethod
     def _reference_resources(family: Family, tier: str) -> tuple[str, ...]:
@@ -210,8 +274,9 @@ class ComparisonSpec:
         return (f"resources={resources}",) if tier == "paper" and resources != "default" else ()
 
     def sweeps(self, tier: str) -> dict[str, list[list[str]]]:
-        """The jobs `make compare SCALE=<tier>` launches, per experiment: each family's grid and its reference arm."""
-        return _jobs(self.plan(tier), tier)
+        """The jobs `make compare SCALE=<tier>` launches, per experiment: each family's grid and its reference arm,
+        the tuning stage, and the final stage its committed tuning records ask for."""
+        return _jobs(self.plan(tier) + self.final_plan(tier, self.committed_runs()), tier)
 
     def sweep_title(self, experiment: str, fixed: tuple[str, ...], tier: str) -> str:
         return f"{self.name} / {experiment} {' '.join(fixed) or '(grid)'} ({tier})"
@@ -222,3 +287,15 @@ class ComparisonSpec:
     def validate(self) -> None:
         for tier in self.tiers:
             self.experiment_files(tier)
+        if self.tuning is None:
+            return
+        if self.tuning.stage not in self.tuning.seeds:
+            raise UserError(f"comparison {self.name}: tuning stage {self.tuning.stage!r}; valid: "
+                            f"{sorted(self.tuning.seeds)}")
+        for tier in self.tuning.tiers:
+            for exp in self.experiment_files(tier):
+                for name in (exp + self.tuning.suffix, exp + self.tuning.final_suffix):
+                    if not (self.experiment_dir / f"{name}.yaml").exists():
+                        path = self.experiment_dir / f"{name}.yaml"
+                        raise UserError(f"comparison {self.name}: no experiment {path} for the tuning stage at the "
+                                        f"{tier} tier")

@@ -127,7 +127,8 @@ def pareto_params(families, cells_by_family: dict, arms: dict, path: Path) -> bo
             x, y = stats.median(cell.params), cell.mean
             points.append((x, y))
             ax.scatter([x], [y], marker=marker(arms, arm), s=28 if budget is None or budget > 2 else 16,
-                       label=arms.get(arm, arm) if budget == max(b for (_, b) in cells_by_family[fam.key] if b)
+                       label=arms.get(arm, arm) if budget == max((b for (_, b), c in cells_by_family[fam.key].items()
+                                                                  if b and c.values), default=None)
                        or budget is None else None)
         front = frontier(points, fam.direction == "greater")
         if front:
@@ -137,7 +138,8 @@ def pareto_params(families, cells_by_family: dict, arms: dict, path: Path) -> bo
         ax.set_xlabel("trainable parameters (log)")
         ax.set_ylabel(fam.unit)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(10, len(labels)), fontsize=7)
+    if labels:   # a board whose first family has no runs yet (the tuned board's) has no legend to draw
+        fig.legend(handles, labels, loc="lower center", ncol=min(10, len(labels)), fontsize=7)
     fig.subplots_adjust(bottom=0.25)
     fig.suptitle("Quality vs trainable parameters (small markers: the lower budget; dashed: Pareto frontier)",
                  fontsize=10)

@@ -36,19 +36,28 @@ class Cell:
     values: dict[int, float]       # seed -> metric
     params: list[int]
     failed: int = 0
+    empty: str = ""                # what an empty cell says (the tuned board's: tuning pending, final not run)
 
     @property
     def mean(self) -> float | None:
         return stats.mean(list(self.values.values())) if self.values else None
 
 
-def cells_of(spec: Any, family: Any, runs: list) -> dict[tuple[str, int | None], Cell]:
-    """(arm, budget) -> Cell from the family's runs; the reference arm's budget is None."""
+def cells_of(spec: Any, family: Any, runs: list, chosen: dict | None = None) -> dict[tuple[str, int | None], Cell]:
+    """(arm, budget) -> Cell from the family's board runs (bench/report/tuning.py board_runs: never a tuning run;
+    with a tuning stage, the one-rate board's at the family's own setting, or, given ``chosen``, each cell's runs at
+    its chosen setting); the reference arm's budget is None. A chosen cell without runs yet is an empty Cell saying
+    why."""
+    from .tuning import board_runs
+
     cells: dict[tuple[str, int | None], Cell] = {}
-    for run in runs:
+    if chosen is not None:
+        for (arm, budget), choice in chosen.items():
+            why = {"pending": "tuning not finished", "failed": "every tuning point failed"}.get(choice.status,
+                                                                                             "final runs not run yet")
+            cells[(arm, budget)] = Cell(arm, budget, {}, [], empty=why)
+    for run in board_runs(spec, family, runs, chosen):
         cfg = run.cfg
-        if not run.feeds(family.key) or arm_of(cfg) is None:
-            continue
         arm = arm_of(cfg)
         budget = None if arm == spec.reference else budget_of(cfg)
         cell = cells.setdefault((arm, budget), Cell(arm, budget, {}, []))
@@ -96,14 +105,14 @@ def budgets_in(cells_by_family: dict) -> list[int]:
 # ------------------------------------------------------------------------------------------ the page
 def fmt_cell(cell: Cell) -> str:
     if not cell.values:
-        return f"failed ({cell.failed} runs)" if cell.failed else "no runs"
+        return f"failed ({cell.failed} runs)" if cell.failed else (cell.empty or "no runs")
     mean, low, high = stats.t_interval(list(cell.values.values()))
     if not math.isfinite(low):
         return f"{fmt_number(mean)} (1 seed)"
     return f"{fmt_number(mean)} ± {fmt_number(high - mean)}"
 
 
-def board(spec: Any, family: Any, cells: dict, budget: int) -> tuple[list[str], list[dict]]:
+def board(spec: Any, family: Any, cells: dict, budget: int, view: str = "one-rate") -> tuple[list[str], list[dict]]:
     """One family's leaderboard at one budget (the reference arm first, unranked): markdown lines and CSV rows."""
     at_budget = {arm: c for (arm, b), c in cells.items() if b == budget}
     scored = [c for c in at_budget.values() if c.values]
@@ -122,7 +131,7 @@ def board(spec: Any, family: Any, cells: dict, budget: int) -> tuple[list[str], 
         params = f"{int(stats.median(c.params)):,}" if c.params else "–"
         rank = "–" if is_ref or c.arm not in ranks else f"{ranks[c.arm]:g}"
         lines.append(f"| {rank} | {label} | {params} | {fmt_cell(c)} | {len(c.values)} | {mark} |")
-        rows.append({"family": family.key, "budget": "all" if is_ref else budget, "arm": c.arm,
+        rows.append({"board": view, "family": family.key, "budget": "all" if is_ref else budget, "arm": c.arm,
                      "trainable_params": params.replace(",", ""), "mean": "" if c.mean is None else f"{c.mean:.6g}",
                      "seeds": len(c.values), "rank": rank, "mark": mark})
     for arm in spec.arms:
@@ -189,11 +198,48 @@ def headline_lines(spec: Any, cells_by_family: dict, budgets: list[int], headlin
     return lines
 
 
+@dataclass
+class Views:
+    """The boards a comparison's page shows: the one-rate board (each family's arms at its shared setting) and,
+    with a tuning stage, the tuned board (each arm at its chosen setting) and the choices behind it."""
+    one: dict[str, dict]                       # family key -> (arm, budget) -> Cell
+    budgets: list[int]
+    tier: str | None = None                    # the tier the tuning stage ran at
+    chosen: dict[str, dict] | None = None      # family key -> (arm, budget) -> tuning.Choice
+    tuned: dict[str, dict] | None = None       # family key -> (arm, budget) -> Cell
+
+    @property
+    def tuned_complete(self) -> bool:
+        """Every cell of the one-rate board has a choice and as many final seeds at it as the one-rate cell has."""
+        if self.tuned is None:
+            return False
+        return all((key in self.tuned[fam] and len(self.tuned[fam][key].values) >= len(cell.values))
+                   for fam, cells in self.one.items() for key, cell in cells.items() if cell.values)
+
+    @property
+    def headline_cells(self) -> dict[str, dict]:
+        return self.tuned if self.tuned_complete else self.one
+
+
+def views_of(spec: Any, runs: list) -> Views:
+    one = {f.key: cells_of(spec, f, runs) for f in spec.families}
+    budgets = budgets_in(one)
+    if spec.tuning is None:
+        return Views(one, budgets)
+    from .tuning import choices_of
+
+    tier = spec.tuning.tiers[0]
+    chosen = choices_of(spec, tier, runs)
+    tuned = {f.key: cells_of(spec, f, runs, chosen[f.key]) for f in spec.families}
+    return Views(one, budgets, tier, chosen, tuned)
+
+
 def headline_table(spec: Any, runs: list) -> str:
-    """The average-rank table computed from the records (the README's first screen shows a copy of it)."""
-    cells_by_family = {f.key: cells_of(spec, f, runs) for f in spec.families}
-    budgets = budgets_in(cells_by_family)
-    return "\n".join(headline_lines(spec, cells_by_family, budgets, headline_of(spec, cells_by_family, budgets)))
+    """The page's average-rank table computed from the records (the README's first screen shows a copy of it): the
+    tuned board's once it is complete, the one-rate board's until then."""
+    views = views_of(spec, runs)
+    cells = views.headline_cells
+    return "\n".join(headline_lines(spec, cells, views.budgets, headline_of(spec, cells, views.budgets)))
 
 
 def steps_of(family: Any, runs: list) -> str:
@@ -202,21 +248,191 @@ def steps_of(family: Any, runs: list) -> str:
     return f", {'/'.join(map(str, steps))} steps" if steps else ""
 
 
+def boards(spec: Any, cells_by_family: dict, budgets: list[int], view: str, level: str) -> tuple[list[str], list[dict]]:
+    """Every family's board at every budget: markdown (family headings at ``level``) and CSV rows."""
+    lines, csv_rows = [], []
+    for fam in spec.families:
+        lines += [f"{level} {fam.label}", ""]
+        for budget in budgets:
+            board_lines, rows = board(spec, fam, cells_by_family[fam.key], budget, view)
+            lines += [f"{level}# budget {budget}", ""] + board_lines + [""]
+            csv_rows += rows
+    return lines, csv_rows
+
+
+# ------------------------------------------------------------------------------------------ the tuning stage
+def chosen_lines(spec: Any, views: Views) -> list[str]:
+    """Per arm, the setting each family and budget chose (own: the family's own setting; edge: the grid's lowest or
+    highest rate), with the family's own rate and its grid above the table."""
+    from .tuning import fmt_setting, fmt_value, grid_of, shared_setting
+
+    grids = grid_of(spec, views.tier)
+    columns = [(fam, b) for fam in spec.families for b in views.budgets]
+    lines = []
+    for fam in spec.families:
+        rates = sorted({dict(p)[spec.tuning.rate_key] for points in grids[fam.key].values() for p in points})
+        own = dict(shared_setting(spec, fam, views.tier, spec.reference))[spec.tuning.rate_key]
+        lines.append(f"- {fam.key}: own rate {fmt_value(own)}; grid {', '.join(fmt_value(r) for r in rates)}"
+                     + "".join(f"; {arm} also {key} ∈ {{{', '.join(fmt_value(v) for v in values)}}}"
+                               for arm, (key, values) in spec.tuning.searched.items()) + ".")
+    lines += ["", "| method | " + " | ".join(f"{f.key} {'all' if b is None else f'b{b}'}" for f, b in columns)
+              + " | moved |", "|---|" + "---|" * (len(columns) + 1)]
+    for arm, label in spec.arms.items():
+        row, moved, any_cell = [], 0, False
+        for fam, budget in columns:
+            choice = views.chosen[fam.key].get((arm, None if arm == spec.reference else budget))
+            if choice is None:
+                row.append("–")
+                continue
+            any_cell = True
+            if choice.status != "chosen":
+                row.append(choice.status)
+                continue
+            moved += choice.moved
+            row.append(fmt_setting(spec, choice.setting) + ("" if choice.moved else " (own)")
+                       + (" (edge)" if choice.edge else ""))
+        if any_cell:
+            lines.append(f"| {label} | " + " | ".join(row) + f" | {moved} |")
+    return lines
+
+
+def moved_lines(spec: Any, views: Views) -> list[str]:
+    """Average rank on the one-rate board and on the tuned board, over the same cells, and how far each arm moved."""
+    from .tuning import rank_moves
+
+    moves = {b: rank_moves(spec, views.one, views.tuned, b) for b in views.budgets}
+    if not any(moves.values()):
+        return ["No family has two arms with final seeds on both boards yet: no rank has moved."]
+    lines = ["| method | " + " | ".join(f"budget {b}: one rate → tuned (moved up)" for b in views.budgets) + " |",
+             "|---|" + "---|" * len(views.budgets)]
+    arms = sorted({a for b in views.budgets for a in moves[b]},
+                  key=lambda a: (stats.mean([moves[b][a][1] for b in views.budgets if a in moves[b]]), a))
+    for arm in arms:
+        parts = [(f"{moves[b][arm][0]:.1f} → {moves[b][arm][1]:.1f} ({moves[b][arm][0] - moves[b][arm][1]:+.1f})"
+                  + ("" if moves[b][arm][2] == len(spec.families) else f" ({moves[b][arm][2]} families)")
+                  if arm in moves[b] else "–") for b in views.budgets]
+        lines.append(f"| {spec.arms.get(arm, arm)} | " + " | ".join(parts) + " |")
+    return lines
+
+
+def tuning_rows(spec: Any, views: Views) -> list[dict]:
+    """tuning.csv: every grid point of every cell, its validation criterion over the tuning seeds, and the choice."""
+    from .tuning import fmt_setting, same
+
+    rows = []
+    for fam in spec.families:
+        for (arm, budget), choice in sorted(views.chosen[fam.key].items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+            for point in choice.points:
+                rows.append({"family": fam.key, "budget": "all" if budget is None else budget, "arm": arm,
+                             "setting": fmt_setting(spec, point.setting),
+                             "own": "yes" if same(point.setting, choice.shared) else "",
+                             "tuning_seeds": " ".join(str(s) for s in sorted(point.values)),
+                             "failed_seeds": " ".join(str(s) for s in point.failed),
+                             "validation_mean": "" if point.mean is None else f"{point.mean:.6g}",
+                             "status": choice.status,
+                             "chosen": "yes" if choice.status == "chosen" and same(point.setting, choice.setting)
+                             else ""})
+    return rows
+
+
+def tuning_section(spec: Any, runs: list, views: Views) -> list[str]:
+    tuning = spec.tuning
+    counts: dict[str, int] = {}
+    for cells in views.chosen.values():
+        for choice in cells.values():
+            counts[choice.status] = counts.get(choice.status, 0) + 1
+    moved = sum(c.moved for cells in views.chosen.values() for c in cells.values())
+    edge = sum(c.edge for cells in views.chosen.values() for c in cells.values())
+    seeds = tuning.seeds[tuning.stage]
+    lines = ["## How each arm was tuned", "",
+             f"At the {views.tier} tier each arm of each family and budget (the reference arm too) picks its setting "
+             f"from a grid: {tuning.grid_text} {tuning.criterion_text} The {tuning.stage} stage runs here: "
+             f"{tuning.stage_text[tuning.stage]} (tuning seed{'s' if len(seeds) > 1 else ''} "
+             f"{', '.join(map(str, seeds))}; the final seeds are the one-rate grid's, and a tuning seed is never one "
+             "of them). The final seeds then run at the chosen setting and are scored on the test split, as the "
+             "one-rate grid's; where the choice is the family's own setting, the final runs are the one-rate grid's "
+             "runs themselves. Every grid point's validation criterion: [tuning.csv](tuning.csv).", "",
+             f"Cells: {sum(counts.values())}; chosen {counts.get('chosen', 0)} ({moved} away from the family's own "
+             f"setting, {edge} at an edge of the grid, where the best may lie beyond it), still tuning "
+             f"{counts.get('pending', 0)}, every point failed {counts.get('failed', 0)}.", "",
+             "### Chosen settings", ""]
+    lines += chosen_lines(spec, views) + [""]
+    lines += ["### How ranks moved", "",
+              "Average rank over the families on the one-rate board and on the tuned board, both over the same "
+              "cells (the arms with final seeds on both boards in a family); positive: the arm moved up once "
+              "tuned.", ""]
+    lines += moved_lines(spec, views) + [""]
+    return lines
+
+
+def compute_lines(spec: Any, runs: list, tier: str) -> list[str]:
+    """What `make compare` has run and has still to run, per stage, from the records' wall time, with an estimate
+    for each job not run yet (the mean wall time of its family, arm and budget on the one-rate board); and what each
+    tuning stage costs from scratch against the time budget."""
+    from .tuning import _job_keys, seconds_per_cell, stage_costs
+
+    tuning = spec.tuning
+    per = tuning.jobs_at_once
+    costs = stage_costs(spec, tier, runs)
+    labels = {"grid": "one-rate grid", "tuning": f"tuning, {tuning.stage} stage", "final": "final stage"}
+    lines = [f"Stages at the {tier} tier, from the records' wall time (`wall_s`; run-minutes, the sum over runs); "
+             "a job not run yet is estimated by the mean wall time of its family, arm and budget on the one-rate "
+             "board:", ""]
+    for name in ("grid", "tuning", "final"):
+        c = costs[name]
+        line = f"- {labels[name]}: {c.jobs} jobs, {c.done} done ({c.done_s / 60:.1f} run-min)"
+        if c.todo:
+            line += f", {c.todo} to run (≈ {c.todo_s / 60:.1f} run-min)"
+        if name == "final":
+            line += (" — the jobs the tuning records ask for so far" if c.jobs else " — none asked for yet")
+            pending = costs["pending"]
+            if pending.jobs:
+                line += (f"; the cells still tuning add up to {pending.jobs} more (≈ {pending.todo_s / 60:.1f} "
+                         "run-min, if every one of them moved)")
+        lines.append(line + ".")
+    todo_s = sum(costs[n].todo_s for n in ("grid", "tuning", "final", "pending"))
+    lines += ["", f"Still to run: ≈ {todo_s / 60:.1f} run-min, ≈ {todo_s / 60 / per:.0f} min at {per} jobs at a time "
+              f"on {per} cores (run-minutes ÷ {per}: a lower bound).", ""]
+    estimate = seconds_per_cell(spec, runs)
+    grid_keys = _job_keys(spec, tier, spec.grid_plan(tier), "board")
+    finals_s = sum(estimate(k[0], k[2], k[3]) or 0.0 for k in grid_keys)   # every cell moved: its final seeds again
+    for stage, seeds in tuning.seeds.items():
+        keys = _job_keys(spec, tier, spec.tuning_plan(tier, stage), "tuning")
+        tune_s = sum(estimate(k[0], k[2], k[3]) or 0.0 for k in keys)
+        total_min = (tune_s + finals_s) / 60 / per
+        verdict = "within" if total_min <= tuning.budget_minutes else "over"
+        lines.append(f"- The {stage} stage from scratch (tuning seed{'s' if len(seeds) > 1 else ''} "
+                     f"{', '.join(map(str, seeds))}): {len(keys)} tuning jobs ≈ {tune_s / 60:.0f} run-min, and at "
+                     f"most {len(grid_keys)} final jobs ≈ {finals_s / 60:.0f} run-min (every cell moved): ≈ "
+                     f"{total_min:.0f} min at {per} jobs at a time, {verdict} the {tuning.budget_minutes / 60:g}-hour "
+                     f"budget{' (the stage `make compare` runs)' if stage == tuning.stage else ''}.")
+    return lines + [""]
+
+
 def render(spec: Any, runs: list, out: Path, perf_path: Path = Path("results") / "perf.json",
            excluded: list = ()) -> dict:
     families = list(spec.families)
-    cells_by_family = {f.key: cells_of(spec, f, runs) for f in families}
-    budgets = budgets_in(cells_by_family)
+    views = views_of(spec, runs)
+    budgets = views.budgets
+    tuned_headline = views.tuned_complete
+    cells_by_family = views.headline_cells
     head = [f"# {spec.title}", "",
             f"Regenerated by `python -m {spec.cli}` from the run records in [records/](records/); never edited by "
             f"hand. `make {spec.make_target}` trains what is missing first.", ""]
     body, csv_rows = [], []
     headline = headline_of(spec, cells_by_family, budgets)
+    which = ""
+    if spec.tuning is not None:
+        which = (" The board is the tuned one: each arm at the setting its validation split chose "
+                 "([How each arm was tuned](#how-each-arm-was-tuned)); the one-rate board is the second view below."
+                 if tuned_headline else
+                 " This is the one-rate board (every arm of a family at the family's own learning rate): the tuned "
+                 "board is not complete yet ([How each arm was tuned](#how-each-arm-was-tuned)).")
     head += [f"## {spec.headline}", "",
              "Rank 1 = best within a family and budget among the arms that ran there (ties share the average rank), "
              "averaged over the families an arm ran in; the interval is a bootstrap "
-             f"over seeds ({spec.bootstrap} draws, each arm's seeds resampled within each family). {spec.budget_text}",
-             ""]
+             f"over seeds ({spec.bootstrap} draws, each arm's seeds resampled within each family). {spec.budget_text}"
+             + which, ""]
     table = headline_lines(spec, cells_by_family, budgets, headline)
     if table:
         head += table + [""]
@@ -226,12 +442,28 @@ def render(spec: Any, runs: list, out: Path, perf_path: Path = Path("results") /
     head += ["", spec.protocol_text, ""]
     head += [f"- {note}" for note in spec.budget_notes]
     head += [f"- {line}" for notes in spec.notes for line in notes(spec, runs)]
-    for fam in families:
-        body += [f"## {fam.label}", ""]
-        for budget in budgets:
-            lines, rows = board(spec, fam, cells_by_family[fam.key], budget)
-            body += [f"### budget {budget}", ""] + lines + [""]
+    if spec.tuning is not None:
+        body += tuning_section(spec, runs, views)
+        tuned_any = any(c.values for cells in views.tuned.values() for c in cells.values())
+        body += ["## The tuned boards", ""]
+        if tuned_any:
+            lines, rows = boards(spec, views.tuned, budgets, "tuned", "###")
+            body += lines
             csv_rows += rows
+        else:
+            body += ["No final run at a chosen setting yet (the tuning stage has not run): every cell reads "
+                     "\"tuning not finished\" until it has.", ""]
+        body += ["## One shared learning rate per family (the second view)", "",
+                 "Every arm of a family at the family's own learning rate (LoRA+ at its method's ratio), untuned per "
+                 "method: the board this comparison first published.", ""]
+        if tuned_headline:
+            one_headline = headline_of(spec, views.one, budgets)
+            body += headline_lines(spec, views.one, budgets, one_headline) + [""]
+        lines, rows = boards(spec, views.one, budgets, "one-rate", "###")
+    else:
+        lines, rows = boards(spec, views.one, budgets, "one-rate", "##")
+    body += lines
+    csv_rows += rows
     figures = []
     if pareto_params(families, cells_by_family, spec.arms, out / "pareto_params.png"):
         figures.append(("pareto_params.png", "Quality vs trainable parameters (each family; both budgets)"))
@@ -242,15 +474,20 @@ def render(spec: Any, runs: list, out: Path, perf_path: Path = Path("results") /
             figures.append((name, f"Average rank vs {title} (bench.perf, r 8, {perf['header'].get('model')})"))
         else:
             (out / name).unlink(missing_ok=True)
-    body += ["## Pareto plots", ""] + [f"{caption}:\n\n![{name}]({name})\n" for name, caption in figures]
-    body += ["## Coverage", "", *coverage(spec, cells_by_family), ""]
+    board_name = "" if spec.tuning is None else (" (the tuned board)" if tuned_headline else " (the one-rate board)")
+    body += [f"## Pareto plots{board_name}", ""] + [f"{caption}:\n\n![{name}]({name})\n" for name, caption in figures]
+    body += ["## Coverage", "", *coverage(spec, views.one), ""]
     body += ["## The same grid at paper scale", "", spec.paper_scale_text, ""]
     ok = [r for r in runs if r.status == "ok"]
-    body += ["## Scale and compute", "", "; ".join(describe_scales(ok)) or "no runs", "", describe_compute(ok), "",
-             describe_code(ok), ""]
+    body += ["## Scale and compute", "", "; ".join(describe_scales(ok)) or "no runs", "", describe_compute(ok), ""]
+    if spec.tuning is not None:
+        body += compute_lines(spec, runs, views.tier)
+    body += [describe_code(ok), ""]
     body += render_excluded(list(excluded), heading="##")
     atomic_write_text(out / "README.md", "\n".join(head + [""] + body))
     write_csv(out / "leaderboard.csv", csv_rows)
+    if spec.tuning is not None:
+        write_csv(out / "tuning.csv", tuning_rows(spec, views))
     return {"budgets": budgets, "headline": headline}
 
 

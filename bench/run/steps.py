@@ -333,7 +333,10 @@ def build_result(cfg: DictConfig, experiment: str | None, setup: Setup, loop: Lo
         "steps": state.global_step, "world_size": distributed.world_size(),
         "examples": {"train": "streamed" if loop.streamed else len(data.train), "eval": len(data.eval),
                      "longest_tokens": setup.longest, "dropped_overlong": setup.dropped,
-                     "decontaminated": data.decontaminated},
+                     "decontaminated": data.decontaminated,
+                     # a tuning run says so: scored on its validation split, the test split withheld
+                     **({"scored_on": data.scored_on, "test_withheld": data.withheld}
+                        if data.scored_on != "test" else {})},
         "data_sources": data.sources, "wall_s": round(timing["wall"], 3),
         "time_s": time_breakdown(timing["wall"], timing["loop"], loop.periodic.seconds if loop.periodic else 0.0,
                                  timing["eval"]),

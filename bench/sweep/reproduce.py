@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..cli_args import one_line_parser
@@ -28,9 +29,56 @@ def sweeps_of(spec: Any, options: LaunchOptions) -> list[Sweep]:
             for exp, fixed in spec.plan(options.scale)]
 
 
-def run_spec(spec: Any, options: LaunchOptions, label: str) -> list[str]:
-    """Run the spec's sweeps (finished runs are skipped); the titles of those that did not finish cleanly."""
-    return run_sweeps(label, sweeps_of(spec, options), runs_dir_of([]), options.env())
+def check_seeds(spec: Any, options: LaunchOptions) -> None:
+    """SEEDS= names final seeds: a comparison's tuning seeds are never among them."""
+    from ..report.tuning import tuning_seeds
+
+    clash = sorted(set(int(s) for s in (options.seeds or "").split(",") if s) & tuning_seeds(spec))
+    if clash:
+        raise UserError(f"SEEDS={options.seeds!r} is not valid for {spec.name}: {', '.join(map(str, clash))} "
+                        f"{'is a tuning seed' if len(clash) == 1 else 'are tuning seeds'} "
+                        f"({', '.join(map(str, sorted(tuning_seeds(spec))))}), never a final seed")
+
+
+def current_runs(spec: Any, runs_dir: Path) -> list:
+    """The spec's committed records and the finished runs of ``runs_dir`` (these win by name), as the final stage
+    reads them: nothing is written."""
+    from ..report.records import collect_runs, load_records
+    from ..paths import RESULTS_DIR
+
+    by_name = {run.name: run for run in load_records(RESULTS_DIR, spec.name)[0]}
+    if runs_dir.is_dir():
+        for run in collect_runs(runs_dir)[0]:
+            if run.status != "incomplete" and run.tags[0] == spec.name:
+                by_name[run.name] = run
+    return list(by_name.values())
+
+
+def stage_lines(spec: Any, options: LaunchOptions, runs_dir: Path) -> list[str]:
+    """What a comparison with a tuning stage still has to run, with the estimate (the page's Scale and compute)."""
+    if getattr(spec, "tuning", None) is None or options.scale not in spec.tuning.tiers:
+        return []
+    from ..report.leaderboard import compute_lines
+
+    return [line for line in compute_lines(spec, current_runs(spec, runs_dir), options.scale) if line]
+
+
+def run_spec(spec: Any, options: LaunchOptions, label: str, runs_dir: Path | None = None) -> list[str]:
+    """Run the spec's sweeps (finished runs are skipped); the titles of those that did not finish cleanly. A
+    comparison with a tuning stage runs in two steps: the one-rate grid and the tuning stage, then the final stage
+    its tuning records ask for (each moved arm's final seeds at its chosen setting)."""
+    runs_dir = runs_dir or runs_dir_of([])
+    if getattr(spec, "tuning", None) is not None:
+        check_seeds(spec, options)
+        for line in stage_lines(spec, options, runs_dir):
+            print(f"{label}: {line}", flush=True)
+    failed = run_sweeps(label, sweeps_of(spec, options), runs_dir, options.env())
+    if getattr(spec, "tuning", None) is not None and options.scale in spec.tuning.tiers:
+        finals = [Sweep(spec.sweep_title(exp, fixed, options.scale), exp, [*options.overrides(), *fixed])
+                  for exp, fixed in spec.final_plan(options.scale, current_runs(spec, runs_dir))]
+        print(f"{label}: final stage: {len(finals)} sweep(s) at the settings the tuning stage chose", flush=True)
+        failed += run_sweeps(f"{label} / final stage", finals, runs_dir, options.env())
+    return failed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,13 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.papers or names():
             spec = load(name, kind=None)
             validate(spec)
-            plans[name] = (spec, sweeps_of(spec, options))
+            if getattr(spec, "tuning", None) is not None:
+                check_seeds(spec, options)
+            plans[name] = spec
         runs_dir = runs_dir_of([])
     except UserError as err:
         report_and_exit(err)
     failed = []
-    for name, (spec, sweeps) in plans.items():
-        failed += run_sweeps(f"reproduce {name}", sweeps, runs_dir, options.env())
+    for name, spec in plans.items():
+        failed += run_spec(spec, options, f"reproduce {name}", runs_dir)
         report = subprocess.run([sys.executable, *spec.report_argv()])
         if report.returncode != 0:
             failed.append(f"{name} / report")

@@ -28,11 +28,23 @@ def _compose(overrides: Sequence[str], hydra_config: bool = False):
         return compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=hydra_config)
 
 
-def sweep_jobs(experiment: str, overrides: Sequence[str] = ()) -> list[list[str]]:
-    """Each job's overrides, in the order the sweep launches them."""
+def sweep_params(experiment: str, overrides: Sequence[str] = ()) -> dict:
+    """The experiment's ``hydra.sweeper.params`` as the command line composes them."""
+    parser = OverridesParser.create()
+    # A swept value on the command line (SEEDS=1,2,3, a tuning grid's method.lr_ratio=2.0,4.0) composes only in a
+    # multirun; the sweeper's params are read with its first value in its place.
+    first = [f"{o.key_or_group}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override() else o.input_line
+             for o in parser.parse_overrides([f"experiment={experiment}", *overrides])]
+    return dict(_compose(first, hydra_config=True).hydra.sweeper.params or {})
+
+
+def sweep_jobs(experiment: str, overrides: Sequence[str] = (), params: dict | None = None) -> list[list[str]]:
+    """Each job's overrides, in the order the sweep launches them. ``params``: the experiment's sweeper params when
+    the caller has them already (they do not depend on an arm or a value override)."""
     command_line = [f"experiment={experiment}", *overrides]
-    params = _compose(command_line, hydra_config=True).hydra.sweeper.params or {}
-    parsed = OverridesParser.create().parse_overrides([*(f"{k}={v}" for k, v in params.items()), *command_line])
+    parser = OverridesParser.create()
+    params = sweep_params(experiment, overrides) if params is None else params
+    parsed = parser.parse_overrides([*(f"{k}={v}" for k, v in params.items()), *command_line])
     (jobs,) = BasicSweeper.split_arguments(parsed, None)
     return jobs
 

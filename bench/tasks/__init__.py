@@ -42,6 +42,8 @@ class TaskData:
     # task.eval_tasks: other tasks' evaluation splits, scored after training (OLoRA trains once on a pooled
     # collection and reports six benchmarks): name -> (spec, examples, source)
     extra_eval: dict[str, tuple[TaskSpec, list[dict], str]] = field(default_factory=dict)
+    scored_on: str = "test"   # "validation": a tuning run, scored on a split of its training data (SCORE_ON)
+    withheld: int = 0         # test examples a validation run loaded only to keep them out of its training data
 
 
 def _file_for(files: dict | None, role: str, group: str) -> tuple[str, str | list[str]] | None:
@@ -170,7 +172,10 @@ def load_task_data(task_cfg: Any, seed: int, use_local: bool) -> TaskData:
     if isinstance(train, Stream):
         # Streamed (C4, from the hub or its local shards): the train split is read as training goes, the eval slice
         # is fixed; C4's train and validation splits are disjoint by construction, so nothing is held out here.
-        return TaskData(spec, train, dev, eval_rows, {"train": train_src, "eval": eval_src})
+        sources = {"train": train_src, "eval": eval_src}
+        if scored_on(task_cfg) == "validation":
+            validation_split(spec, task_cfg, train, eval_rows, sources)   # says why a stream has none
+        return TaskData(spec, train, dev, eval_rows, sources)
     if train_src == eval_src and spec.generator is None:
         # One file for both (the Alpaca sample, MultiRC's validation rows): hold out a seeded eval set that
         # shares no text with training (whole MultiRC passages go to one side).
@@ -191,9 +196,53 @@ def load_task_data(task_cfg: Any, seed: int, use_local: bool) -> TaskData:
     dev = _limit(dev, task_cfg.get("limit_eval"), seed)
     extra = load_eval_tasks(task_cfg, seed, use_local)
     held_out = dev + eval_rows + [ex for _, rows, _ in extra.values() for ex in rows]
-    train, removed = decontaminate(spec, train, held_out)
     sources = {"train": train_src, "eval": eval_src, **{f"eval:{name}": src for name, (_, _, src) in extra.items()}}
+    if scored_on(task_cfg) == "validation":
+        train, validation, sources = validation_split(spec, task_cfg, train, held_out, sources)
+        train, removed = decontaminate(spec, train, held_out + validation)
+        # The test rows were read only so that no training example repeats one; the run never scores them.
+        withheld = 0 if spec.memorization else len(eval_rows)   # a memorisation task's test set is its training set
+        return TaskData(spec, train, [], validation, sources, eval_named=eval_named, decontaminated=removed,
+                        scored_on="validation", withheld=withheld)
+    train, removed = decontaminate(spec, train, held_out)
     return TaskData(spec, train, dev, eval_rows, sources, eval_named, removed, extra)
+
+
+SCORE_ON = ("test", "validation")
+VALIDATION_CARVE_SEED = 0   # one validation split for every tuning seed: the seeds vary the training, not the split
+
+
+def scored_on(task_cfg: Any) -> str:
+    """``task.score_on``: "test" (every run but a tuning run; the key is absent from most configs) or "validation"."""
+    return str(task_cfg.get("score_on") or "test")
+
+
+def validation_split(spec: TaskSpec, task_cfg: Any, train: list[dict], held_out: list[dict],
+                     sources: dict[str, str]) -> tuple[list[dict], list[dict], dict[str, str]]:
+    """(train, validation, sources) of a tuning run (``task.score_on=validation``): ``task.num_validation`` examples
+    held out of the training data by text (``holdout_by_text``, one fixed order for every seed), none of them sharing
+    a text with a test or dev example; the test split is withheld. A memorisation task scores the examples it trains
+    on by definition, so its validation split is its own training set: the tuning seeds draw their own pairs, which
+    a final seed never draws (bench/papers/compare.py keeps the two sets of seeds apart)."""
+    n = task_cfg.get("num_validation")
+    if spec.memorization:
+        if n is not None:
+            raise UserError(f"task.num_validation={n} for task {spec.name!r}, a memorisation task: its validation "
+                            "split is its own training set (the tuning seed's draw); valid: leave task.num_validation "
+                            "unset")
+        return train, list(train), {**sources, "eval": f"validation: the run's own training set ({sources['train']})"}
+    if isinstance(train, Stream):
+        raise UserError(f"task.score_on=validation: task {spec.name!r} streams its training corpus "
+                        f"({sources['train']}), from which no validation split is held out; valid: a task with a "
+                        "training list (the comparison tunes at the small tier)")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1 or n > len(train) // 2:
+        raise UserError(f"task.num_validation={n!r} for task.score_on=validation; valid: an integer from 1 to half "
+                        f"the {len(train)} training examples")
+    train, validation = holdout_by_text(train, n, VALIDATION_CARVE_SEED)
+    test_texts = {shared_text(ex) for ex in held_out}
+    validation = [ex for ex in validation if shared_text(ex) not in test_texts]
+    return train, validation, {**sources, "eval": f"validation: {len(validation)} of {sources['train']} held out by "
+                                                  f"text; test withheld: {sources['eval']}"}
 
 
 def load_eval_tasks(task_cfg: Any, seed: int, use_local: bool) -> dict[str, tuple[TaskSpec, list[dict], str]]:
