@@ -220,7 +220,9 @@ def test_no_encoded_sequence_exceeds_max_length(stories_dir):
     from bench.run.data import encode
     from bench.run.models import load_tokenizer
 
-    tok = load_tokenizer(type("M", (), {"tokenizer": str(stories_dir), "source": "hub", "path": str(stories_dir)})())
+    from omegaconf import OmegaConf
+
+    tok = load_tokenizer(OmegaConf.create({"tokenizer": str(stories_dir), "source": "hub", "path": str(stories_dir)}))
     long = {"prompt": "Tell me a story. " * 40, "answer": "Once upon a time " * 200}
     for kind, ex in [("sft", long), ("choice", {**long, "candidates": ["yes", "no " * 300], "label": 0})]:
         for feature in encode(kind, [ex], tok, 64):
