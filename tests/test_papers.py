@@ -1,6 +1,7 @@
 """Paper specs: every experiment, figure and claim they name exists; a bad spec fails with one line."""
 
 import dataclasses
+import json
 import shutil
 import subprocess
 import sys
@@ -66,3 +67,18 @@ def test_records_that_name_other_runs_are_named_in_one_line_each(tmp_path):
         path.unlink()
     short = record_mismatches(records, sweeps)
     assert any("records of cola_chain_small, its sweep has 30 jobs" in line for line in short), short
+
+
+def test_an_experiment_without_records_is_named_as_not_run_not_as_a_mismatch(tmp_path):
+    from bench.papers.__main__ import RESULTS
+    from bench.sweep.sweeps import record_mismatches, unrun_experiments
+
+    sweeps = {e: jobs for e, jobs in load("cola").sweeps("small").items()
+              if e in ("cola_chain_small", "cola_stepdown_small")}
+    records = tmp_path / "records"
+    shutil.copytree(RESULTS / "cola" / "records", records)
+    for path in records.glob("*.json"):
+        if "stepdown" in json.loads(path.read_text())["result"].get("experiment", ""):
+            path.unlink()
+    assert unrun_experiments(records, sweeps) == ["cola_stepdown_small"]
+    assert record_mismatches(records, sweeps) == []

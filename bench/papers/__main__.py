@@ -25,6 +25,16 @@ def committed_record_problems(results: Path = RESULTS, tier: str = "small") -> l
     return [line for spec in specs() for line in record_mismatches(results / spec.name / "records", spec.sweeps(tier))]
 
 
+def committed_unrun(results: Path = RESULTS, tier: str = "small") -> list[str]:
+    """One line per planned experiment without any committed record."""
+    from ..sweep.sweeps import unrun_experiments
+
+    return [f"not run yet: {experiment} ({len(spec.sweeps(tier)[experiment])} jobs; its claims and cells read 'not "
+            f"run' until `make reproduce-{spec.name}` runs it)" if spec.name != "compare" else
+            f"not run yet: {experiment} ({len(spec.sweeps(tier)[experiment])} jobs; `make compare` runs it)"
+            for spec in specs() for experiment in unrun_experiments(results / spec.name / "records", spec.sweeps(tier))]
+
+
 def main(argv: list[str]) -> None:
     try:
         if argv[:1] == ["check"] and len(argv) == 1:
@@ -34,6 +44,8 @@ def main(argv: list[str]) -> None:
 
             problems = [line for spec in specs("paper") for line in registry.problems(spec)]
             problems += committed_record_problems()
+            for line in committed_unrun():
+                print(line)
             for line in problems:
                 print(line, file=sys.stderr)
             if problems:
