@@ -47,3 +47,8 @@ def run_cli(args: list[str], runs_dir: Path, timeout: float = 300, **kwargs) -> 
 
 def finite(values) -> bool:
     return all(math.isfinite(v) for v in values)
+
+
+def run_dirs(runs: Path) -> list[Path]:
+    """The run directories under a runs directory: its hidden entries (the shared tokenisation cache) are not runs."""
+    return sorted(p for p in runs.iterdir() if p.is_dir() and not p.name.startswith("."))

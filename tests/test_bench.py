@@ -20,7 +20,7 @@ from bench.records import RESULT_KEYS
 from bench.tasks.uuid_pairs import to_example, uuid_pairs
 from bench.run.trainer import AdapterTrainer, MethodHooks
 from methods import METHODS, build_method
-from tests.bench_helpers import FAST, REPO, cli_env, compose_cfg, finite, run_cli, run_inprocess
+from tests.bench_helpers import FAST, REPO, cli_env, compose_cfg, finite, run_cli, run_dirs, run_inprocess
 
 pytestmark = pytest.mark.slow
 
@@ -136,7 +136,7 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    run_dir = next(runs.glob("*"))
+    run_dir = run_dirs(runs)[0]
     assert not (run_dir / "result.json").exists(), "the kill came too late to test anything"
     resumed = run_cli(args, runs)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

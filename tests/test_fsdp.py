@@ -46,10 +46,12 @@ def test_two_cpu_processes_under_fsdp_end_as_one_process(tmp_path):
 
 
 def test_a_long_evaluation_on_the_main_process_outlasts_the_process_group_timeout(tmp_path):
-    """A 2-second process-group timeout, and a main process that scores 400 UUID pairs by generation after training
-    (longer than 2 s on a CPU): the other process has left the group, so nothing times out."""
+    """A 2-second process-group timeout, and a main process that scores 400 UUID pairs one at a time by generation
+    after training (batched they took 1 s, too close to the timeout to prove anything): the other process has left
+    the group, so nothing times out."""
     job = ["experiment=mora_uuid_small", "method=lora", "method.r=4", "trainer.max_steps=4", "trainer.save_steps=4",
-           "task.score_every=0", "+trainer.ddp_timeout=2", "task.num_train=64", "task.num_eval=400"]
+           "task.score_every=0", "+trainer.ddp_timeout=2", "task.num_train=400", "task.num_eval=400",
+           "trainer.per_device_eval_batch_size=1"]
     result, log = run(TORCHRUN, job, tmp_path)
     assert result["world_size"] == 2 and result["time_s"]["final_eval"] > 2.0   # the scoring outlasted the timeout
     assert "Timeout" not in log and "timed out" not in log

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM
 
 from bench.evaluate import greedy_answers, shared_prompt_cache
@@ -21,7 +22,7 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def model_and_tokenizer(stories_dir):
-    tok = load_tokenizer(type("M", (), {"tokenizer": str(stories_dir), "source": "hub", "path": str(stories_dir)})())
+    tok = load_tokenizer(OmegaConf.create({"tokenizer": str(stories_dir), "source": "hub", "path": str(stories_dir)}))
     model = AutoModelForCausalLM.from_pretrained(stories_dir).eval()
     return model, tok
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bench.report.__main__ import main as report_main
-from tests.bench_helpers import FAST, REPO, cli_env, run_cli
+from tests.bench_helpers import FAST, REPO, cli_env, run_cli, run_dirs
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +98,7 @@ def test_a_poisoned_job_fails_alone_and_the_report_says_failed(tmp_path):
     assert proc.returncode == 1, proc.stderr[-2000:]  # the sweep as a whole failed, after its siblings ran
     assert "FAILED" in proc.stderr and "tiny_roberta is an encoder" in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("sweep: 1 job(s) failed")
-    dirs = sorted(p for p in runs.iterdir() if p.is_dir())
+    dirs = run_dirs(runs)
     ok = [d for d in dirs if (d / "result.json").exists()]
     failed = [d for d in dirs if (d / "error.json").exists()]
     assert len(ok) == 1 and len(failed) == 1 and "tiny_roberta" in failed[0].name
@@ -106,7 +106,7 @@ def test_a_poisoned_job_fails_alone_and_the_report_says_failed(tmp_path):
     assert error["status"] == "failed" and error["type"] == "UserError" and "encoder" in error["message"]
     report_main(["--paper", "mora", "--runs", str(runs), "--out", str(tmp_path / "results")])
     table = (tmp_path / "results" / "mora" / "table2.md").read_text()
-    row = next(line for line in table.splitlines() if line.startswith("| tiny RoBERTa"))
+    row = next(line for line in table.splitlines() if "| tiny RoBERTa" in line)
     assert "failed" in row
     assert "Failed runs" in (tmp_path / "results" / "mora" / "README.md").read_text()
 
@@ -151,7 +151,7 @@ def test_random_kills_then_resume_match_an_uninterrupted_run(tmp_path):
         if run_dir and (run_dir / "result.json").exists():
             break
     assert kills >= 1
-    run_dir = next(runs.glob("*"))
+    run_dir = run_dirs(runs)[0]
     # a partial checkpoint (killed mid-save: no COMPLETE marker) must be ignored, whatever its step
     (run_dir / "checkpoints" / "checkpoint-999").mkdir(parents=True, exist_ok=True)
     (run_dir / "checkpoints" / "checkpoint-999" / "model.safetensors").write_bytes(b"garbage")

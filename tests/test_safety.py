@@ -20,7 +20,7 @@ import torch
 from bench.errors import UserError
 from bench.records import RunInProgress, is_locked, run_lock
 from bench.run.trainer import BENCH_STATE, COMPLETE, checkpoint_digests
-from tests.bench_helpers import FAST, REPO, SHARED, cli_env, run_cli, run_inprocess
+from tests.bench_helpers import FAST, REPO, SHARED, cli_env, run_cli, run_dirs, run_inprocess
 
 pytestmark = pytest.mark.slow
 
@@ -243,7 +243,7 @@ def test_two_identical_commands_at_once_leave_one_clean_run(tmp_path):
     assert codes in ([0, 0], [0, 2]), outs   # the second either found it finished (skip) or refused it
     if codes == [0, 2]:
         assert any("is in progress elsewhere" in err for _, err in outs)
-    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    (run_dir,) = run_dirs(tmp_path)
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     train_steps = [s for s, line in zip(steps, (run_dir / "metrics.jsonl").read_text().splitlines()) if '"loss"' in line]
     assert train_steps == sorted(set(train_steps))   # no duplicated or out-of-order steps

@@ -8,7 +8,7 @@ from bench.report.records import collect_runs
 from bench.run.miniature import miniature_shape
 from bench.sweep.smoke import sweep_overrides
 from omegaconf import OmegaConf
-from tests.bench_helpers import run_cli
+from tests.bench_helpers import run_cli, run_dirs
 
 
 def test_the_smoke_sweep_covers_every_model_task_method_and_one_value_of_the_rest():
@@ -28,7 +28,7 @@ def test_the_miniature_widens_to_hold_the_papers_rank():
 def test_a_paper_scale_job_runs_as_smoke_and_the_report_never_reads_it(tmp_path):
     proc = run_cli(["experiment=mora_uuid", "scale=paper", "smoke=true", "method=mora", "method.r=256"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    (run_dir,) = run_dirs(tmp_path)
     assert run_dir.name.endswith("_smoke") and "llama2-7b" in run_dir.name
     result = json.loads((run_dir / "result.json").read_text())
     assert result["smoke"] is True and result["scale"] == "paper" and result["steps"] == 2
