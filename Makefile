@@ -30,8 +30,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# JOBS pytest-xdist workers, one thread each, a test file per worker (its module fixtures stay shared).
 test: setup
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n "$$JOBS" --dist loadfile
 
 # Every job of every paper-scale experiment (one seed / rank / grid point each; every model × task × method) on a
 # miniature of its model and the local data: proves the paper scale runs, on a CPU (bench/sweep/smoke.py). PAPERS= picks.
