@@ -424,8 +424,7 @@ COVERAGE = (
              "the continual-pretraining part, as a proxy; instruction tuning and math are paper scale only "
              "(mora_table1_tulu*, mora_table1_math*: table cells, one seed each)"),
     Coverage(Q_A3, "§1 (Fig. 2)", "tested", ("uuid-fft-lora-r256", "fig2-gap-remains"), ""),
-    Coverage(Q_A4, "§3, Fig. 2", "tested", ("fig2-rank-alleviates", "fig2-gap-remains"),
-             "mora_fig2_small has no records yet"),
+    Coverage(Q_A4, "§3, Fig. 2", "tested", ("fig2-rank-alleviates", "fig2-gap-remains"), ""),
     Coverage("we also find that LoRA matches the performance of FFT with small rank r=8 in Table 1.", "§3", 
              "paper-scale only", (), "MMLU of a 7B model (mora_table1_tulu vs mora_table1_tulu_fft), beyond a 260K "
              "story model; table cells, one seed each"),
@@ -439,7 +438,7 @@ COVERAGE = (
              "Table 1", "paper-scale only", (), "MMLU, GSM8K, MATH of a 7B model (mora_table1_tulu*, "
              "mora_table1_math*); table cells, one seed each"),
     Coverage(Q_CPT, "§5.2.3, Table 1 (BioMed., Finance)", "tested", ("cpt-mora-lora-r256", "cpt-mora-lora-r8"),
-             "as proxies (held-out perplexity of an unseen domain; mora_cpt_small has no records yet); the paper's "
+             "as proxies (held-out perplexity of an unseen domain); the paper's "
              "domain tasks: mora_table1_biomed, mora_table1_finance at paper scale"),
     Coverage("We also find that LoRA variants exhibit similar performances on these fine-tuning tasks as compared to "
              "LoRA.", "§5.2.3", "paper-scale only", (), "Table 1's LoRA+, AsyLoRA, DoRA, ReLoRA rows of a 7B model "
