@@ -36,6 +36,20 @@ def fake_run(runs: Path, name: str, config: dict, result: dict | None = None, er
     return run
 
 
+# How a page writes the published CSVs' placeholders (the CSVs keep them as data): no model, a model the table does not
+# name ('?'), a setting the paper does not state ('key=?').
+PAGE_MODEL = {"": "not named (any model)", "LLaMA-2-7B?": "LLaMA-2-7B (inferred: the table names no model)"}
+PAGE_SETTING = {"": "–", "batch_size=?": "batch size not stated"}
+
+
+def test_pages_say_placeholders_in_words():
+    from bench.report.labels import model_cell, setting_cell
+
+    assert [model_cell(m) for m in PAGE_MODEL] == list(PAGE_MODEL.values())
+    assert [setting_cell(s) for s in PAGE_SETTING] == list(PAGE_SETTING.values())
+    assert model_cell("RoBERTa-base") == "RoBERTa-base" and setting_cell("lr=1e-4") == "lr=1e-4"
+
+
 @pytest.mark.parametrize("paper", PAPERS)
 def test_every_published_cell_keeps_its_place_and_missing_runs_are_not_numbers(paper, tmp_path):
     # One small-tier run: it shows in the stand-in block, never in a paper-scale cell.
@@ -47,8 +61,8 @@ def test_every_published_cell_keeps_its_place_and_missing_runs_are_not_numbers(p
         md = (tmp_path / "out" / paper / f"table{table}.md").read_text()
         body = [line for line in md.split("\n\nCells read")[0].splitlines() if line.startswith("| ") and "---" not in line][1:]
         in_columns = any(r["setting"].startswith("step=") for r in rows)  # MoRA Table 2: steps are columns
-        row_keys = list(dict.fromkeys((r["model"] or "not named (any model)", r["method"], r["rank"] or "–",
-                                       "–" if in_columns else r["setting"] or "–") for r in rows))
+        row_keys = list(dict.fromkeys((PAGE_MODEL.get(r["model"], r["model"]), r["method"], r["rank"] or "–",
+                                       "–" if in_columns else PAGE_SETTING.get(r["setting"], r["setting"])) for r in rows))
         assert len(body) == len(row_keys), f"{paper} table {table}: {len(body)} rows, published has {len(row_keys)}"
         for line, key in zip(body, row_keys):
             cells = [c.strip() for c in line.strip("|").split("|")]

@@ -15,7 +15,7 @@ step time and memory (the last two from results/perf.json, bench.perf's measurem
 from __future__ import annotations
 
 from ..report.leaderboard import arm_of, budget_of
-from ..stats import mean
+from ..stats import t_interval
 from .spec import ComparisonSpec, Family, Tuning
 
 FAMILIES = (
@@ -67,6 +67,11 @@ BUDGET_NOTES = (
 )
 
 
+def density_interval(values: list[float]) -> str:
+    center, low, high = t_interval(values)
+    return f"{center:.3f} [{low:.3f}, {high:.3f}]" if len(values) > 1 else f"{center:.3f} [one seed: no interval]"
+
+
 def density_notes(spec: ComparisonSpec, runs: list) -> list[str]:
     """Where SaLoRA's expected density ended (its kept budget assumes b = 0.5), per family and budget."""
     lines = []
@@ -78,8 +83,8 @@ def density_notes(spec: ComparisonSpec, runs: list) -> list[str]:
                 if density is not None:
                     by_budget.setdefault(budget_of(run.cfg), []).append(float(density))
         if by_budget:
-            parts = ", ".join(f"budget {b}: {mean(v):.3f} ({len(v)} seeds)" for b, v in sorted(by_budget.items()))
-            lines.append(f"SaLoRA's final expected density on {fam.key} (target 0.5): {parts}.")
+            parts = ", ".join(f"budget {b}: {density_interval(v)} ({len(v)} seeds)" for b, v in sorted(by_budget.items()))
+            lines.append(f"SaLoRA's final expected density on {fam.key} (target 0.5; mean [95% t-interval]): {parts}.")
     return lines
 
 

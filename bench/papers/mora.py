@@ -393,7 +393,8 @@ def table1_note(runs) -> str:
             "mora_table1_biomed / mora_table1_finance at paper scale and, at the small tier, a stand-in "
             "(mora_cpt_small, mora_cpt_fft_small): stories260K adapted to the shared corpus, text it never saw, and "
             "scored by held-out perplexity instead of the paper's nine domain tasks; its claims are proxies. The "
-            "table names no base model (§4 speaks of \"the 7B model\"), hence \"LLaMA-2-7B?\". ReLoRA r 256 has no "
+            "table names no base model (§4 speaks of \"the 7B model\"), hence its rows read \"LLaMA-2-7B (inferred: "
+            "the table names no model)\". ReLoRA r 256 has no "
             "MMLU result in the paper (\"-\"). BioMed., LoRA r 8: Table 1 prints 52.3 and Table 6's Avg. 51.9 (its "
             "four tasks average 52.05), the paper's own inconsistency; this suite's BioMed. figure is Table 1's 52.3 "
             "everywhere.")

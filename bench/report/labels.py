@@ -49,3 +49,20 @@ def setting_of(cfg: dict) -> str:
 def run_label(cfg: dict) -> str:
     """A figure's line: method and rank."""
     return f"{method_label(cfg)} r{rank_label(cfg)}"
+
+
+def model_cell(model: str) -> str:
+    """The published CSVs mark a model the paper's table does not name with a trailing '?' (MoRA's Table 1: 'the
+    7B model' of Sec. 4); the page says so in words."""
+    if not model:
+        return "not named (any model)"
+    if model.endswith("?"):
+        return f"{model[:-1]} (inferred: the table names no model)"
+    return model
+
+
+def setting_cell(setting: str) -> str:
+    """A setting the paper leaves unread is 'key=?' in the published CSVs (SaLoRA's Table 4 batch sizes)."""
+    if not setting:
+        return "–"
+    return re.sub(r"(\w+)=\?", lambda m: f"{m.group(1).replace('_', ' ')} not stated", setting)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 from .. import stats
 from ..records import atomic_write_text
 from .claims import metric_of, select_setting
-from .labels import MODEL_LABELS, method_label, model_label, norm, rank_label, setting_of
+from .labels import MODEL_LABELS, method_label, model_cell, model_label, norm, rank_label, setting_cell, setting_of
 from .metrics import Reader, metric_value
 from .records import Run
 
@@ -207,7 +207,7 @@ def render_table(spec: Any, layout: Layout, runs: list[Run], scale_runs: list[Ru
             csv_rows.append({"model": rk[0], "method": rk[1], "rank": rk[2], "setting": rk[3] or ck[2], "task": ck[0],
                              "metric": ck[1], "reproduced": reproduced.strip("*"), "published": published,
                              "published_status": pub["status"], "source": pub["source"] or pub["primary_url"]})
-        lines.append(f"| {rk[0] or 'not named (any model)'} | {rk[1]} | {rk[2] or '–'} | {rk[3] or '–'} | " + " | ".join(out) + " |")
+        lines.append(f"| {model_cell(rk[0])} | {rk[1]} | {rk[2] or '–'} | {setting_cell(rk[3])} | " + " | ".join(out) + " |")
     md = "\n".join(lines)
     md += "\n\nCells read *reproduced / published*. Reproduced = runs of the paper's own model at scale=paper " \
           "(mean ± std over seeds); \"not run\" = an experiment exists (`make reproduce-<paper> SCALE=paper`) but " \
@@ -294,3 +294,4 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buf.getvalue())
+
