@@ -139,3 +139,18 @@ def test_every_paper_scale_job_fits_a_device_as_configured(experiment, fixed):
              for p in plan_experiment(experiment, ["scale=paper", *fixed])
              if p.devices_needed(USABLE_GB * GB) != "as configured"]
     assert not unfit, unfit
+
+
+@pytest.mark.parametrize("experiment, fixed", paper_scale_sweeps())
+def test_every_paper_scale_job_passes_the_runs_own_validation(experiment, fixed):
+    """Each model × task × method of the sweep (the smoke's cover) composes to a config bench.validate accepts: a pair
+    the run refuses (prefix-tuning under gradient checkpointing) is caught here, not hours into a cluster job."""
+    from bench.sweep.smoke import sweep_overrides
+    from bench.sweep.sweeps import _compose, sweep_jobs
+    from bench.validate import validate_config
+
+    overrides, count = sweep_overrides(experiment, fixed)
+    jobs = sweep_jobs(experiment, ["scale=paper", *overrides])
+    assert len(jobs) == count
+    for job in jobs:
+        validate_config(_compose(job))
