@@ -35,3 +35,20 @@ def test_a_paper_scale_job_runs_as_smoke_and_the_report_never_reads_it(tmp_path)
     assert result["config"]["model"]["config"]["model_type"] == "llama"  # the 7B's architecture, in miniature
     assert result["config"]["method"]["r"] == 256 and result["config"]["trainer"]["learning_rate"] == 1e-4
     assert collect_runs(tmp_path) == ([], [])
+
+
+def test_a_failed_sweep_fails_the_smoke_and_shows_its_output(monkeypatch, tmp_path, capsys):
+    from bench.sweep import smoke
+
+    def fake_sweep(experiment, overrides, runs_dir, log):
+        log.write_text(f"Traceback\nRuntimeError: {experiment} broke\n")
+        return (1 if experiment == "olora_fig2" else 0), 0.1
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(smoke, "print_plans", lambda plans: None)
+    monkeypatch.setattr(smoke, "sweep_overrides", lambda experiment, fixed: ([], 2))
+    monkeypatch.setattr(smoke, "run_sweep", fake_sweep)
+    assert smoke.main(["olora"]) == 1
+    out = capsys.readouterr().out
+    assert "RuntimeError: olora_fig2 broke" in out and "olora_table1 broke" not in out   # only the failed one's log
+    assert "failed experiments: ['olora_fig2']" in out and "olora 6 jobs; 6 in all" in out

@@ -2,7 +2,8 @@
 and ``compare``: bench.compare's paper-scale grid) as a smoke run (bench/run_miniature.py: the job on a miniature of
 its model and the local sample data, 2 steps), covering every model × task × method combination of each sweep with
 one value of every other swept key (one seed, one rank, one grid point), and prints the number of jobs per paper.
-Exit 1 if any failed.
+JOBS sweeps run at a time, each sweep's jobs one after another in its own process, its output in
+``runs/smoke/logs/``; a failed sweep's last lines are printed. Exit 1 if any failed.
 """
 
 from __future__ import annotations
@@ -69,9 +70,25 @@ def print_plans(plans: dict[str, list[tuple[str, tuple[str, ...]]]]) -> None:
               + render(jobs, USABLE_GB, DEFAULT_TFLOPS, DEFAULT_MFU), flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ..papers import names
+def run_sweep(experiment: str, overrides: list[str], runs_dir: Path, log: Path) -> tuple[int, float]:
+    """One sweep's smoke jobs, one after another in one process (Hydra's basic launcher: the imports are paid once per
+    sweep, not once per job); its output goes to ``log``. (exit code, seconds)."""
+    started = time.time()
+    with open(log, "w") as out:
+        # force: a smoke checks the code as it is now; one thread: JOBS sweeps share the cores.
+        proc = subprocess.run([sys.executable, "-m", "bench.train", "-m", f"experiment={experiment}", "scale=paper",
+                               "smoke=true", "force=true", f"paths.runs_dir={runs_dir}", "hydra/launcher=basic",
+                               *overrides], stdout=out, stderr=subprocess.STDOUT,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return proc.returncode, time.time() - started
 
+
+def main(argv: list[str] | None = None) -> int:
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    from ..papers import names
     from .launch import launch_options
 
     args = sys.argv[1:] if argv is None else argv
@@ -81,26 +98,34 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"option {options[0]!r} is not valid; usage: python -m bench.smoke [PAPER ...] "
                             f"(PAPER one of {', '.join(names(None))})")
         plans = {name: smoke_jobs(name) for name in args or names(None)}
-        jobs_at_once = launch_options(None, None, None, os.environ.get("JOBS")).jobs
+        sweeps_at_once = launch_options(None, None, None, os.environ.get("JOBS")).jobs
     except UserError as err:
         report_and_exit(err)
     print_plans(plans)
     runs_dir = Path("runs") / "smoke"
-    failed, counts = [], {}
+    logs = runs_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    # Composed here, one at a time: Hydra's global state is not for threads.
+    sweeps = [(name, experiment, fixed, *sweep_overrides(experiment, fixed))
+              for name, plan in plans.items() for experiment, fixed in plan]
+    failed, counts = [], dict.fromkeys(plans, 0)
     started = time.time()
-    for name, plan in plans.items():
-        counts[name] = 0
-        for experiment, fixed in plan:
-            overrides, jobs = sweep_overrides(experiment, fixed)
+    # JOBS sweeps at a time, each in its own process: a sweep of one job no longer leaves a core idle.
+    with ThreadPoolExecutor(sweeps_at_once) as pool, tqdm(total=len(sweeps), desc="smoke sweeps", unit="sweep") as bar:
+        futures = {pool.submit(run_sweep, experiment, overrides, runs_dir, logs / f"{i:03d}_{experiment}.log"):
+                   (i, name, experiment, fixed, jobs) for i, (name, experiment, fixed, overrides, jobs) in enumerate(sweeps)}
+        for future in as_completed(futures):
+            i, name, experiment, fixed, jobs = futures[future]
+            code, seconds = future.result()
             counts[name] += jobs
-            print(f"smoke: {name} / {experiment} {' '.join(fixed)}: {jobs} job(s)", flush=True)
-            # Two jobs at a time, one thread each (as the CPU tiers); force: a smoke checks the code as it is now.
-            proc = subprocess.run([sys.executable, "-m", "bench.train", "-m", f"experiment={experiment}", "scale=paper",
-                                   "smoke=true", "force=true", f"paths.runs_dir={runs_dir}", "hydra/launcher=joblib",
-                                   f"hydra.launcher.n_jobs={jobs_at_once}", *overrides],
-                                  env={**os.environ, "OMP_NUM_THREADS": "1"})
-            if proc.returncode != 0:
-                failed.append(" ".join((experiment, *fixed)))
+            title = " ".join((experiment, *fixed))
+            log = logs / f"{i:03d}_{experiment}.log"
+            bar.write(f"smoke: {name} / {title}: {jobs} job(s) {'ok' if code == 0 else 'FAILED'} in {seconds:.0f} s"
+                      + ("" if code == 0 else f"; its output: {log}"))
+            if code != 0:
+                failed.append(title)
+                bar.write("".join(log.read_text(errors="replace").splitlines(keepends=True)[-40:]))
+            bar.update()
     total = sum(counts.values())
     print("smoke: " + ", ".join(f"{paper} {n} jobs" for paper, n in counts.items())
           + f"; {total} in all, {time.time() - started:.0f} s; failed experiments: {failed or 'none'}")
