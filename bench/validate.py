@@ -155,12 +155,14 @@ def _check_rules(prefix: str, node: dict[str, Any], rules: dict[str, tuple[Calla
             _fail(prefix + key, node[key], valid)
 
 
-def _refuse_checkpointed_prefix(cfg: DictConfig) -> None:
-    """Prefix-tuning's virtual tokens enter every layer as a key/value cache, which transformers' checkpointed layers
-    drop (the mask keeps them: a size mismatch mid-step; peft refuses the pair too, peft#869)."""
-    if OmegaConf.select(cfg, "method.name") == "prefix" and OmegaConf.select(cfg, "trainer.gradient_checkpointing"):
-        _fail("trainer.gradient_checkpointing", True,
-              "false with method=prefix (its virtual tokens are a key/value cache, which checkpointed layers drop)")
+def _refuse_checkpointing_where_the_method_cannot(cfg: DictConfig) -> None:
+    """A method that cannot run checkpointed says why (AdapterMethod.no_checkpointing_because)."""
+    from methods import METHODS
+
+    name = OmegaConf.select(cfg, "method.name")
+    reason = getattr(METHODS.get(name), "no_checkpointing_because", "")
+    if reason and OmegaConf.select(cfg, "trainer.gradient_checkpointing"):
+        _fail("trainer.gradient_checkpointing", True, f"false with method={name} ({reason})")
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -174,7 +176,7 @@ def validate_config(cfg: DictConfig) -> None:
     top = {k: cfg.get(k) for k in TOP_RULES if k in cfg}
     _check_rules("", top, TOP_RULES)
     validate_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
-    _refuse_checkpointed_prefix(cfg)
+    _refuse_checkpointing_where_the_method_cannot(cfg)
     _check_rules("task.", section("task"), TASK_RULES)
     # Interpolations that need the running job (${hydra:...}) stay unresolved here and are checked by the run.
     runs_dir = OmegaConf.select(cfg, "paths.runs_dir", throw_on_missing=False, throw_on_resolution_failure=False)

@@ -166,6 +166,8 @@ class AdapterMethod:
     mergeable: ClassVar[bool] = True        # False: merge() raises one line (non-linear or virtual-token methods)
     label: ClassVar[str] = ""               # the method's name in tables (default: ``name``)
     rankless: ClassVar[bool] = False        # r is accepted and ignored: tables read "–" for its rank
+    # Why trainer.gradient_checkpointing must stay off for this method ("": it may be on); bench.validate refuses it.
+    no_checkpointing_because: ClassVar[str] = ""
     peft_lora_export: ClassVar[bool] = False  # export writes a peft LoRA adapter from ``lora_factors``
     # Substrings of the state keys final_adapter.pt keeps beyond the trainable tensors: buffers and frozen factors a
     # re-export needs (OLoRA's initial factors, AsyLoRA's frozen A).

@@ -207,6 +207,9 @@ class PrefixTuning(VirtualTokens):
 
     name = "prefix"
     label = "Prefix"
+    # Transformers' checkpointed layers drop the cache, while the mask still counts it: a size mismatch mid-step
+    # (peft refuses the pair too, peft#869, #2191).
+    no_checkpointing_because = "its virtual tokens are a key/value cache, which checkpointed layers drop"
 
     def apply(self, model: nn.Module) -> nn.Module:
         if peft_task_type(model) == "SEQ_CLS" and not _takes_past_key_values(model):

@@ -389,11 +389,12 @@ def corpus_gap(runs) -> str:
                             and r.cfg["method"].get("use_lagrangian", True)}
     salora, lora = by_seed("salora"), by_seed("lora")
     step, later = 100, 200
-    seeds = sorted(s for s in set(salora) & set(lora)
-                   if None not in (_at_step(salora[s], "task_loss", step), _at_step(lora[s], "task_loss", step)))
+    losses = {s: (_at_step(salora[s], "task_loss", step), _at_step(lora[s], "task_loss", step))
+              for s in sorted(set(salora) & set(lora))}
+    seeds = [s for s, pair in losses.items() if None not in pair]
     if len(seeds) < 2:
         return ""
-    gaps = [_at_step(salora[s], "task_loss", step) - _at_step(lora[s], "task_loss", step) for s in seeds]
+    gaps = [losses[s][0] - losses[s][1] for s in seeds]
     center, low, high = t_interval(gaps)
     first = [series(salora[s], "orth_B")[1][:1] for s in seeds]
     at_later = [_at_step(salora[s], "orth_B", later) for s in seeds]

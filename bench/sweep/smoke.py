@@ -112,14 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     # JOBS sweeps at a time, each in its own process: a sweep of one job no longer leaves a core idle.
     with ThreadPoolExecutor(sweeps_at_once) as pool, tqdm(total=len(sweeps), desc="smoke sweeps", unit="sweep") as bar:
-        futures = {pool.submit(run_sweep, experiment, overrides, runs_dir, logs / f"{i:03d}_{experiment}.log"):
-                   (i, name, experiment, fixed, jobs) for i, (name, experiment, fixed, overrides, jobs) in enumerate(sweeps)}
+        futures = {}
+        for i, (name, experiment, fixed, overrides, jobs) in enumerate(sweeps):
+            log = logs / f"{i:03d}_{experiment}.log"
+            futures[pool.submit(run_sweep, experiment, overrides, runs_dir, log)] = (name, experiment, fixed, jobs, log)
         for future in as_completed(futures):
-            i, name, experiment, fixed, jobs = futures[future]
+            name, experiment, fixed, jobs, log = futures[future]
             code, seconds = future.result()
             counts[name] += jobs
             title = " ".join((experiment, *fixed))
-            log = logs / f"{i:03d}_{experiment}.log"
             bar.write(f"smoke: {name} / {title}: {jobs} job(s) {'ok' if code == 0 else 'FAILED'} in {seconds:.0f} s"
                       + ("" if code == 0 else f"; its output: {log}"))
             if code != 0:
