@@ -253,73 +253,79 @@ def fig5(runs, path):
 
 
 # ------------------------------------------------------------------------------------------------------------ claims
+def _twin(paper_gates: bool, cid: str, source: str, statement: str, experiment: str, metric: str,
+          salora_arm: dict, labels: tuple, *, other_arms: tuple = (), stand_in_note: str = "", note: str = "",
+          **fields) -> Claim:
+    """One of a claim's two registered twins: at the small tier's gates, or (paper_gates) at the paper's η_c and
+    window, run by the experiment's `_papersetting` copy. The stand-in twin names the paper's, so that the page shows
+    the verdict at the paper's setting beside it; `stand_in_note` is said of the stand-in's gates only, `note` of both."""
+    gates_note = "" if paper_gates else STAND_IN_GATES_NOTE + stand_in_note
+    return Claim(
+        cid + ("-papersetting" if paper_gates else ""), source, statement,
+        experiment + ("_papersetting" if paper_gates else ""), metric,
+        ({**salora_arm, **(PAPER_GATES if paper_gates else {})}, *other_arms), labels,
+        setting_note=" ".join(part for part in (gates_note, note) if part),
+        at_paper_setting="" if paper_gates else cid + "-papersetting", **fields)
+
+
+def _at_gates(paper_gates: bool, said: str = " (the paper's gates)") -> str:
+    return said if paper_gates else ""
+
+
 def _density(b: float, paper_gates: bool) -> Claim:
     """The Lagrangian brings the expected density to b: Fig. 6's statement at b 0.5 (the paper's claim); at the other
     b, which no text read states, a check of the same mechanism (a proxy, counted apart)."""
-    suffix = "-papersetting" if paper_gates else ""
     paper = b == 0.5
-    return Claim(
-        f"density-b{b}{suffix}", "Fig. 6 (secondary summary)" if paper else "Sec. 3.4 mechanism (no b ≠ 0.5 statement read)",
-        f"the expected density C ends at the target b = {b}" + (" (the paper's gates)" if paper_gates else ""),
-        "salora_density_papersetting" if paper_gates else "salora_density", "gap.density",
-        ({**SALORA, "method.target_density": b, **(PAPER_GATES if paper_gates else {})},), (f"C − b, b {b}",),
+    return _twin(
+        paper_gates, f"density-b{b}",
+        "Fig. 6 (secondary summary)" if paper else "Sec. 3.4 mechanism (no b ≠ 0.5 statement read)",
+        f"the expected density C ends at the target b = {b}" + _at_gates(paper_gates),
+        "salora_density", "gap.density", {**SALORA, "method.target_density": b}, (f"C − b, b {b}",),
         direction="within", margin=0.005, pair_by=("seed", "task.name"), unit="density", stand_in=STAND_IN,
         quote=FIG6_DENSITY if paper else HEADING_34, role="paper" if paper else "proxy", seeds=SEEDS, margin_basis=REACHES_B,
-        setting_note="" if paper_gates else STAND_IN_GATES_NOTE + " Length-grouped training batches were declined "
-        "after they moved the b 0.125 claim's interval (see the notes).",
-        at_paper_setting="" if paper_gates else f"density-b{b}-papersetting")
+        stand_in_note=" Length-grouped training batches were declined after they moved the b 0.125 claim's interval "
+                      "(see the notes).")
 
 
 def _orthogonality(factor: str, paper_gates: bool) -> Claim:
-    suffix = "-papersetting" if paper_gates else ""
     gap = "‖AAᵀ − I‖²_F" if factor == "A" else "‖BᵀB − I‖²_F"
-    return Claim(
-        f"orthogonality-{factor}{suffix}", "Fig. 6 (secondary summary)",
+    return _twin(
+        paper_gates, f"orthogonality-{factor}", "Fig. 6 (secondary summary)",
         f"the orthogonal penalty {gap} per adapted module ends at or below about 1e-3 (b 0.5"
-        + (", the paper's gates)" if paper_gates else ")"),
-        "salora_density_papersetting" if paper_gates else "salora_density", f"log10permodule.orth_{factor}",
-        ({**SALORA, **B05, **(PAPER_GATES if paper_gates else {})},), ("log10 of the last per-module penalty",),
+        + _at_gates(paper_gates, ", the paper's gates") + ")",
+        "salora_density", f"log10permodule.orth_{factor}", {**SALORA, **B05}, ("log10 of the last per-module penalty",),
         direction="less", margin=-2.5, pair_by=("seed", "task.name"), unit="log10", stand_in=STAND_IN,
         quote=FIG6_ORTH, role="paper", seeds=SEEDS,
         margin_basis="'about 0.001': within half a decade of 1e-3 on a log scale, one-sided (lower is more orthogonal); "
                      "per module because the paper's normalisation of the plotted penalty is not read and a sum "
-                     "would scale with the stand-in's module count; set from the wording, not from records",
-        setting_note="" if paper_gates else STAND_IN_GATES_NOTE,
-        at_paper_setting="" if paper_gates else f"orthogonality-{factor}-papersetting")
+                     "would scale with the stand-in's module count; set from the wording, not from records")
 
 
 def _no_lagrangian(paper_gates: bool) -> Claim:
-    suffix = "-papersetting" if paper_gates else ""
-    return Claim(
-        f"no-lagrangian-below-b{suffix}", "Table 3, λ = 0 row (secondary summary)",
+    return _twin(
+        paper_gates, "no-lagrangian-below-b", "Table 3, λ = 0 row (secondary summary)",
         "without the Lagrangian (λ = 0) the expected density is not controlled: it ends below b 0.5, outside the "
-        "reaches-b band" + (" (the paper's gates)" if paper_gates else ""),
-        "salora_ablation_papersetting" if paper_gates else "salora_ablation", "gap.density",
-        ({**LAMBDA0, **B05, **(PAPER_GATES if paper_gates else {})},), ("C − b, λ = 0",),
+        "reaches-b band" + _at_gates(paper_gates),
+        "salora_ablation", "gap.density", {**LAMBDA0, **B05}, ("C − b, λ = 0",),
         direction="less", margin=-0.005, pair_by=("seed", "task.name"), unit="density", stand_in=CORPUS_STAND_IN,
         quote=TABLE3_LAMBDA0, role="paper", seeds=SEEDS,
         margin_basis="'not controlled' = outside the band that defines 'reaches b' (" + REACHES_B + "), on the side "
                      "the paper's three values lie (below b)",
-        setting_note=("" if paper_gates else STAND_IN_GATES_NOTE + " ")
-        + "λ = 0 here removes the whole term λ·(C − b)² (conf/method/salora_lambda0.yaml), so only the task loss "
-          "moves the gates; the paper's λ = 0 still prunes below b, which suggests its objective keeps an L0 penalty "
-          "(see the notes).",
-        at_paper_setting="" if paper_gates else "no-lagrangian-below-b-papersetting")
+        note="λ = 0 here removes the whole term λ·(C − b)² (conf/method/salora_lambda0.yaml), so only the task loss "
+             "moves the gates; the paper's λ = 0 still prunes below b, which suggests its objective keeps an L0 penalty "
+             "(see the notes).")
 
 
 def _salora_vs_lora(paper_gates: bool) -> Claim:
-    suffix = "-papersetting" if paper_gates else ""
-    return Claim(
-        f"salora-vs-lora-loss-proxy{suffix}", "Abstract; Table 1",
+    return _twin(
+        paper_gates, "salora-vs-lora-loss-proxy", "Abstract; Table 1",
         "stand-in proxy for Table 1's GLUE scores: SaLoRA (b 0.5) ends with a lower held-out loss than LoRA on the same "
-        "projections" + (" (SaLoRA at the paper's gates)" if paper_gates else ""),
-        "salora_ablation_papersetting" if paper_gates else "salora_ablation", "final.eval_loss",
-        ({**SALORA, **B05, **(PAPER_GATES if paper_gates else {})}, LORA), ("SaLoRA", "LoRA"),
+        "projections" + _at_gates(paper_gates, " (SaLoRA at the paper's gates)"),
+        "salora_ablation", "final.eval_loss", {**SALORA, **B05}, ("SaLoRA", "LoRA"), other_arms=(LORA,),
         direction="less", pair_by=("seed", "task.name"), unit="held-out loss (corpus)", stand_in=CORPUS_STAND_IN,
+        # the paper-gates twin reads salora_ablation's LoRA arm too: LoRA has no gates to set
         experiments=("salora_ablation",) if paper_gates else (), quote=ABSTRACT_LORA, role="proxy", seeds=SEEDS,
-        margin_basis="0: the sign of the difference, as 'outperforms'",
-        setting_note="" if paper_gates else STAND_IN_GATES_NOTE,
-        at_paper_setting="" if paper_gates else "salora-vs-lora-loss-proxy-papersetting")
+        margin_basis="0: the sign of the difference, as 'outperforms'")
 
 
 def _rank_sweep(r: int) -> Claim:
