@@ -124,3 +124,10 @@ def test_the_report_reads_its_labels_from_the_hooks():
         assert report_labels.setting_of(cfg) == cls.setting_label(cfg["method"])
     unknown = {"method": {"name": "not_in_this_checkout", "r": 4}}
     assert (report_labels.method_label(unknown), report_labels.rank_label(unknown)) == ("not_in_this_checkout", "4")
+
+
+def test_a_figure_line_names_a_rank_only_where_the_method_has_one_and_ranks_sort_as_numbers():
+    assert report_labels.run_label({"method": {"name": "fft"}}) == "FFT"
+    assert report_labels.run_label({"method": {"name": "lora", "r": 16}}) == "LoRA r16"
+    lines = ["LoRA r16", "LoRA r2", "FFT", "LoRA r1", "LoRA r8"]
+    assert sorted(lines, key=report_labels.natural_key) == ["FFT", "LoRA r1", "LoRA r2", "LoRA r8", "LoRA r16"]

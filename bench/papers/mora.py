@@ -15,7 +15,7 @@ from collections import defaultdict
 
 from ..report.claims import Claim
 from ..report.figures import Curves, curves, plt, save, tagged
-from ..report.labels import MODEL_LABELS, run_label, setting_of
+from ..report.labels import MODEL_LABELS, natural_key, run_label, setting_of
 from ..report.metrics import ACCURACY, percent, percent_mean, value
 from ..report.tables import TableRules, selected_setting
 from ..stats import mean
@@ -350,7 +350,7 @@ def uuid_note(runs) -> str:
     for run in uuid:
         groups[run_label(run.cfg)].append(run)
     parts = []
-    for label in sorted(groups):
+    for label in sorted(groups, key=natural_key):
         accs = [run.result["metrics"]["char_acc"] for run in groups[label] if "char_acc" in run.result.get("metrics", {})]
         losses = []
         for run in groups[label]:

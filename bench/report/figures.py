@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # before pyplot: no display, and the same bytes on every 
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .. import stats  # noqa: E402
-from .labels import run_label  # noqa: E402
+from .labels import natural_key, run_label  # noqa: E402
 
 MARKERS = "os^vD<>pP*hXd8H+x|_"
 
@@ -72,7 +72,7 @@ def curves(runs, key: str, group: Callable, path: Path, title: str, ylabel: str)
         return False
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
     for ax, (name, lines) in zip(axes[0], sorted(panels.items())):
-        for label, seeds in sorted(lines.items()):
+        for label, seeds in sorted(lines.items(), key=lambda item: natural_key(item[0])):
             steps = sorted(set.intersection(*(set(s) for s in seeds)))
             bands = [band([s[t] for s in seeds]) for t in steps]
             line, = ax.plot(steps, [b[0] for b in bands], marker=".", label=f"{label} (n={len(seeds)})")

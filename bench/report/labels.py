@@ -47,8 +47,14 @@ def setting_of(cfg: dict) -> str:
 
 
 def run_label(cfg: dict) -> str:
-    """A figure's line: method and rank."""
-    return f"{method_label(cfg)} r{rank_label(cfg)}"
+    """A figure's line: method and rank ("FFT" alone: a rankless method has no rank to name)."""
+    rank = rank_label(cfg)
+    return method_label(cfg) if rank == "–" else f"{method_label(cfg)} r{rank}"
+
+
+def natural_key(label: str) -> list:
+    """Sort key that reads digit runs as numbers, so "LoRA r2" comes before "LoRA r16"."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", label)]
 
 
 def model_cell(model: str) -> str:
