@@ -6,9 +6,10 @@ matched trainable-parameter budgets, over seeds — the head-to-head none of the
 
 The grid is the comparison's spec (bench/papers/compare.py); its page is drawn by bench/report/leaderboard.py and its
 sweeps run as any spec's (bench/sweep/reproduce.py: `python -m bench.reproduce compare` runs the same). At the small
-tier `run` goes in two steps: the one-rate grid and the tuning stage (each arm's setting on a validation split, by
-tuning seeds), then the final stage the tuning records ask for (bench/report/tuning.py); it first prints what each
-stage has run and still has to run, estimated from the records' wall time.
+tier `run` goes in three steps: the one-rate grid and the tuning stage (each arm's setting on a validation split, by
+tuning seeds), the point a ladder step beyond each grid edge a cell chose, then the final stage the tuning records ask
+for (bench/report/tuning.py); it first prints what each stage has run and still has to run, estimated from the
+records' wall time.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def _own(arm):
     return _setting(1e-2, 4.0 if arm == "loraplus" else None)
 
 
-def _tuning_fixture() -> list[Run]:
+def _tuning_fixture(beyond: bool = True) -> list[Run]:
     """Memorisation (higher is better), tuning seeds 1001 and 1002: lora best at 3e-2 (an edge), olora best at its
     own 1e-2, dora tied between 3e-3 and 1e-2 (the own rate wins), adalora's best point has a failed seed, LoRA+
     best at (3e-3, λ 2)."""
@@ -80,7 +80,18 @@ def _tuning_fixture() -> list[Run]:
             runs += [_run("loraplus", 2, seed, value, rate=rate, ratio=ratio, tune=True) for seed in (1001, 1002)]
     # a test-split run and a final seed at a grid point are never read by the selection
     runs.append(_run("olora", 2, 1, 0.99, rate=3e-3))
-    return runs
+    return runs + (_beyond_runs() if beyond else [])
+
+
+# The reduced stage (seed 1001) chooses an edge for lora (3e-2), adalora (3e-2: its failed seed is 1002's) and LoRA+
+# (3e-3, λ 2): each tries one ladder step beyond, here losing, so the choices stand and are no longer at an edge.
+BEYOND = {("lora", 2): _setting(1e-1), ("adalora", 2): _setting(1e-1), ("loraplus", 2): _setting(1e-3, 2.0)}
+
+
+def _beyond_runs(values=None) -> list[Run]:
+    values = values or {"lora": 0.25, "adalora": 0.5, "loraplus": 0.4}
+    return [_run(arm, 2, seed, values[arm], rate=dict(BEYOND[(arm, 2)])[RATE], tune=True,
+                 ratio=dict(BEYOND[(arm, 2)]).get(RATIO)) for arm, _ in BEYOND for seed in (1001, 1002)]
 
 
 def _select(runs, seeds=(1001, 1002)):
@@ -197,14 +208,16 @@ def test_the_page_shows_the_choices_the_tuned_board_and_the_moves(tmp_path):
     assert "The board is the tuned one" in page   # every one-rate cell has its final seeds on the tuned board
     chosen_table = page[page.index("### Chosen settings"):page.index("### How ranks moved")]
     row = next(line for line in chosen_table.splitlines() if line.startswith("| LoRA | "))
-    assert row.split(" | ")[1] == "0.03 (edge)"
+    assert row.split(" | ")[1] == "0.03"   # the point beyond (0.1) lost: the choice stands, no longer at an edge
+    assert "grid 0.003, 0.01, 0.03; loraplus also method.lr_ratio ∈ {2, 4}; beyond an edge: 0.001 (1 cell), 0.1 (2 cells)." in chosen_table
     assert "| LoRA | 5.0 → 1.0 (+4.0) (1 families) |" in page and "| OLoRA | 2.0 → 4.0 (-2.0) (1 families) |" in page
     tuned_board = page[page.index("## The tuned boards"):page.index("## One shared learning rate")]
     assert "| 1 | **LoRA** | 1,000 | 0.604 ± 0.005 | 3 | **best** |" in tuned_board
     assert "| – | MoRA (sharing) | – | tuning not finished | 0 |  |" in tuned_board
     assert "The reduced stage from scratch" in page and "The full stage from scratch" in page
     csv = (tmp_path / "tuning.csv").read_text().splitlines()
-    assert any(line.startswith("memorisation,2,lora,0.03,,1001,,") and line.endswith(",chosen,yes") for line in csv)
+    assert any(line.startswith("memorisation,2,lora,0.03,,,1001,,") and line.endswith(",chosen,yes") for line in csv)
+    assert any(line.startswith("memorisation,2,lora,0.1,,yes,1001,,0.25,chosen,") for line in csv)
     boards = (tmp_path / "leaderboard.csv").read_text()
     assert "\ntuned,memorisation,2,lora," in boards and "\none-rate,memorisation,2,lora," in boards
 
@@ -346,7 +359,30 @@ def test_make_compare_states_its_compute_then_runs_the_finals_the_tuning_records
     assert reproduce.run_spec(SPEC, launch_options("small", None, None, None), "compare", tmp_path) == []
     out = capsys.readouterr().out
     assert "compare: - tuning, reduced stage: 438 jobs" in out and "The full stage from scratch" in out
-    (first_label, first), (final_label, finals) = launched
+    (first_label, first), (beyond_label, beyond), (final_label, finals) = launched
     assert [exp for exp, _ in first] == [exp for exp, _ in SPEC.plan("small")]
+    assert beyond_label == "compare / extension stage" and len(beyond) == 2   # lora+adalora at 0.1; LoRA+ at 1e-3
     assert final_label == "compare / final stage" and {exp for exp, _ in finals} == {"compare_uuid_small_final"}
     assert any("trainer.learning_rate=0.03" in o and "arm=lora,adalora" in o for _, o in finals)
+
+
+def test_a_choice_at_the_grids_edge_tries_one_ladder_step_beyond_and_chooses_again():
+    assert [tuning.ladder_step(r, up) for r, up in ((1e-2, True), (3e-2, True), (3e-3, False), (1e-3, False))] == [
+        0.03, 0.1, 0.001, 0.0003]
+    with pytest.raises(UserError, match="trainer.learning_rate=0.005 is not on the 1-3-10 ladder"):
+        tuning.ladder_step(5e-3, True)
+    plan = tuning.extension_plan(SPEC, "small", _tuning_fixture(beyond=False))
+    assert {tuple(sorted(f)) for _, f in plan} == {
+        ("arm=lora,adalora", "compare.budget=2", "seed=1001", "trainer.learning_rate=0.1"),
+        ("arm=loraplus", "compare.budget=2", "method.lr_ratio=2.0", "seed=1001", "trainer.learning_rate=0.001")}
+    assert {exp for exp, _ in plan} == {"compare_uuid_small_tune"}
+    waiting = tuning.choices_of(SPEC, "small", _tuning_fixture(beyond=False))["memorisation"]
+    assert all(waiting[cell].status == "pending" for cell in BEYOND)   # never chosen before its point beyond ran
+    assert not [f for _, f in tuning.final_plan(SPEC, "small", _tuning_fixture(beyond=False)) if "lora" in f[0]]
+    wins = _tuning_fixture(beyond=False) + _beyond_runs({"lora": 0.9, "adalora": 0.5, "loraplus": 0.4})
+    chosen = tuning.choices_of(SPEC, "small", wins)["memorisation"]
+    lora = chosen[("lora", 2)]
+    assert lora.setting == _setting(1e-1) and lora.chose_extension and lora.edge   # the best may still lie beyond
+    assert chosen[("adalora", 2)].setting == _setting(3e-2) and not chosen[("adalora", 2)].edge
+    assert chosen[("olora", 2)].extension is None and len(chosen[("olora", 2)].points) == 3
+    assert tuning.extension_plan(SPEC, "small", wins) == plan   # one round: a point beyond never asks for another

@@ -93,6 +93,7 @@ TUNING = Tuning(
     stage="reduced",
     seeds={"full": (1001, 1002), "reduced": (1001,)},   # never a final seed (the grid's 1, 2, 3; SEEDS= is checked)
     searched={"loraplus": ("method.lr_ratio", (2.0, 4.0))},
+    extend_edges=True,
     grid_text="the learning rate one step below, at and one step above the family's own rate on the 1-3-10 "
               "half-decade ladder (1e-3, 3e-3, 1e-2 where the family trains at 3e-3; 3e-3, 1e-2, 3e-2 for "
               "memorisation's 1e-2: about ×⅓ and ×3), and for LoRA+ its ratio λ too, over MoRA §5.2.2's {2, 4}. Why "
@@ -100,8 +101,12 @@ TUNING = Tuning(
               "rates spanning 20×, MoRA's LoRA+ λ over {2, 4}), the CPU stand-ins have no published optimum to "
               "search near, and the families' rates were set by looking at LoRA (memorisation's by LoRA's seed-1 "
               "accuracy, conf/experiment/compare_uuid_small.yaml); the smallest symmetric grid that can move any arm "
-              "half a decade either way is these three points, and a choice at an edge is marked (the best may lie "
-              "beyond it).",
+              "half a decade either way is these three points. Where the choice sits at the grid's lowest or highest "
+              "rate, the best may lie beyond it, so that cell runs one more point a ladder step beyond that edge (at "
+              "a searched arm's chosen ratio) on the same tuning seeds and chooses again over the four; one round "
+              "only, so the stage's cost stays bounded, and a choice still at an edge is marked (edge). This rule "
+              "was added after the three-point stage's records were read (how many of its choices sat at an edge: "
+              "below), and before any point beyond was run.",
     criterion_text="The validation split (bench/tasks validation_split; never a test example): for pretraining and "
                    "adaptation 200 documents held out of the corpus's training side by text, for classification 400 "
                    "sentences held out of the GLUE train files' side (one fixed split for every tuning seed, the test "

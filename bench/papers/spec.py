@@ -173,6 +173,7 @@ class Tuning:
     grid_text: str                                     # the grid, and why it is that grid
     criterion_text: str                                # what the choice maximises or minimises, ties included
     stage_text: dict[str, str]                         # stage -> what it is, in words
+    extend_edges: bool = False                         # a choice at the grid's edge: one more point a step beyond
     budget_minutes: float = 180.0                      # the wall-clock a stage may take on ``jobs_at_once`` cores
     jobs_at_once: int = 2
     tiers: tuple[str, ...] = ("small",)                # the tiers with a tuning stage
@@ -262,6 +263,14 @@ class ComparisonSpec:
 
         return final_plan(self, tier, runs)
 
+    def extension_plan(self, tier: str, runs: list) -> Plan:
+        """The tuning points beyond the grid's edges the tuning records ask for (bench/report/tuning.py)."""
+        if self.tuning is None or tier not in self.tuning.tiers:
+            return []
+        from ..report.tuning import extension_plan
+
+        return extension_plan(self, tier, runs)
+
     def committed_runs(self) -> list:
         from ..report.records import load_records
 
@@ -275,8 +284,9 @@ class ComparisonSpec:
 
     def sweeps(self, tier: str) -> dict[str, list[list[str]]]:
         """The jobs `make compare SCALE=<tier>` launches, per experiment: each family's grid and its reference arm,
-        the tuning stage, and the final stage its committed tuning records ask for."""
-        return _jobs(self.plan(tier) + self.final_plan(tier, self.committed_runs()), tier)
+        the tuning stage, and the extension and final stages its committed tuning records ask for."""
+        committed = self.committed_runs()
+        return _jobs(self.plan(tier) + self.extension_plan(tier, committed) + self.final_plan(tier, committed), tier)
 
     def sweep_title(self, experiment: str, fixed: tuple[str, ...], tier: str) -> str:
         return f"{self.name} / {experiment} {' '.join(fixed) or '(grid)'} ({tier})"

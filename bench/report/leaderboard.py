@@ -262,8 +262,9 @@ def boards(spec: Any, cells_by_family: dict, budgets: list[int], view: str, leve
 
 # ------------------------------------------------------------------------------------------ the tuning stage
 def chosen_lines(spec: Any, views: Views) -> list[str]:
-    """Per arm, the setting each family and budget chose (own: the family's own setting; edge: the grid's lowest or
-    highest rate), with the family's own rate and its grid above the table."""
+    """Per arm, the setting each family and budget chose (own: the family's own setting; beyond: the point past the
+    stated grid's edge; edge: the lowest or highest rate the cell tried), with the family's own rate, its grid and
+    its points beyond above the table."""
     from .tuning import fmt_setting, fmt_value, grid_of, shared_setting
 
     grids = grid_of(spec, views.tier)
@@ -272,9 +273,17 @@ def chosen_lines(spec: Any, views: Views) -> list[str]:
     for fam in spec.families:
         rates = sorted({dict(p)[spec.tuning.rate_key] for points in grids[fam.key].values() for p in points})
         own = dict(shared_setting(spec, fam, views.tier, spec.reference))[spec.tuning.rate_key]
+        beyond: dict[float, int] = {}
+        for choice in views.chosen[fam.key].values():
+            if choice.extension is not None:
+                rate = dict(choice.extension)[spec.tuning.rate_key]
+                beyond[rate] = beyond.get(rate, 0) + 1
         lines.append(f"- {fam.key}: own rate {fmt_value(own)}; grid {', '.join(fmt_value(r) for r in rates)}"
                      + "".join(f"; {arm} also {key} ∈ {{{', '.join(fmt_value(v) for v in values)}}}"
-                               for arm, (key, values) in spec.tuning.searched.items()) + ".")
+                               for arm, (key, values) in spec.tuning.searched.items())
+                     + ("; beyond an edge: " + ", ".join(f"{fmt_value(r)} ({n} cell{'s' if n > 1 else ''})"
+                                                          for r, n in sorted(beyond.items())) if beyond else "")
+                     + ".")
     lines += ["", "| method | " + " | ".join(f"{f.key} {'all' if b is None else f'b{b}'}" for f, b in columns)
               + " | moved |", "|---|" + "---|" * (len(columns) + 1)]
     for arm, label in spec.arms.items():
@@ -290,7 +299,7 @@ def chosen_lines(spec: Any, views: Views) -> list[str]:
                 continue
             moved += choice.moved
             row.append(fmt_setting(spec, choice.setting) + ("" if choice.moved else " (own)")
-                       + (" (edge)" if choice.edge else ""))
+                       + (" (beyond)" if choice.chose_extension else "") + (" (edge)" if choice.edge else ""))
         if any_cell:
             lines.append(f"| {label} | " + " | ".join(row) + f" | {moved} |")
     return lines
@@ -326,6 +335,7 @@ def tuning_rows(spec: Any, views: Views) -> list[dict]:
                 rows.append({"family": fam.key, "budget": "all" if budget is None else budget, "arm": arm,
                              "setting": fmt_setting(spec, point.setting),
                              "own": "yes" if same(point.setting, choice.shared) else "",
+                             "beyond_grid": "yes" if same(point.setting, choice.extension) else "",
                              "tuning_seeds": " ".join(str(s) for s in sorted(point.values)),
                              "failed_seeds": " ".join(str(s) for s in point.failed),
                              "validation_mean": "" if point.mean is None else f"{point.mean:.6g}",
@@ -341,8 +351,15 @@ def tuning_section(spec: Any, runs: list, views: Views) -> list[str]:
     for cells in views.chosen.values():
         for choice in cells.values():
             counts[choice.status] = counts.get(choice.status, 0) + 1
-    moved = sum(c.moved for cells in views.chosen.values() for c in cells.values())
-    edge = sum(c.edge for cells in views.chosen.values() for c in cells.values())
+    every = [c for cells in views.chosen.values() for c in cells.values()]
+    moved, edge = sum(c.moved for c in every), sum(c.edge for c in every)
+    extended = [c for c in every if c.extension is not None]
+    beyond = ""
+    if tuning.extend_edges:
+        waiting = sum(c.status == "pending" for c in extended)
+        beyond = (f"; {len(extended)} chose an edge of the stated grid and tried the point beyond it, of which "
+                  f"{sum(c.chose_extension for c in extended)} chose that point"
+                  + (f" and {waiting} wait for its run" if waiting else ""))
     seeds = tuning.seeds[tuning.stage]
     lines = ["## How each arm was tuned", "",
              f"At the {views.tier} tier each arm of each family and budget (the reference arm too) picks its setting "
@@ -354,7 +371,7 @@ def tuning_section(spec: Any, runs: list, views: Views) -> list[str]:
              "runs themselves. Every grid point's validation criterion: [tuning.csv](tuning.csv).", "",
              f"Cells: {sum(counts.values())}; chosen {counts.get('chosen', 0)} ({moved} away from the family's own "
              f"setting, {edge} at an edge of the grid, where the best may lie beyond it), still tuning "
-             f"{counts.get('pending', 0)}, every point failed {counts.get('failed', 0)}.", "",
+             f"{counts.get('pending', 0)}, every point failed {counts.get('failed', 0)}{beyond}.", "",
              "### Chosen settings", ""]
     lines += chosen_lines(spec, views) + [""]
     lines += ["### How ranks moved", "",
@@ -374,15 +391,18 @@ def compute_lines(spec: Any, runs: list, tier: str) -> list[str]:
     tuning = spec.tuning
     per = tuning.jobs_at_once
     costs = stage_costs(spec, tier, runs)
-    labels = {"grid": "one-rate grid", "tuning": f"tuning, {tuning.stage} stage", "final": "final stage"}
+    labels = {"grid": "one-rate grid", "tuning": f"tuning, {tuning.stage} stage",
+              "extension": "tuning, the points beyond an edge", "final": "final stage"}
     lines = [f"Stages at the {tier} tier, from the records' wall time (`wall_s`; run-minutes, the sum over runs); "
              "a job not run yet is estimated by the mean wall time of its family, arm and budget on the one-rate "
              "board:", ""]
-    for name in ("grid", "tuning", "final"):
+    for name in ("grid", "tuning", "extension", "final"):
         c = costs[name]
         line = f"- {labels[name]}: {c.jobs} jobs, {c.done} done ({c.done_s / 60:.1f} run-min)"
         if c.todo:
             line += f", {c.todo} to run (≈ {c.todo_s / 60:.1f} run-min)"
+        if name == "extension" and not c.jobs:
+            line += " — none asked for yet"
         if name == "final":
             line += (" — the jobs the tuning records ask for so far" if c.jobs else " — none asked for yet")
             pending = costs["pending"]
@@ -390,20 +410,26 @@ def compute_lines(spec: Any, runs: list, tier: str) -> list[str]:
                 line += (f"; the cells still tuning add up to {pending.jobs} more (≈ {pending.todo_s / 60:.1f} "
                          "run-min, if every one of them moved)")
         lines.append(line + ".")
-    todo_s = sum(costs[n].todo_s for n in ("grid", "tuning", "final", "pending"))
+    todo_s = sum(costs[n].todo_s for n in ("grid", "tuning", "extension", "final", "pending"))
     lines += ["", f"Still to run: ≈ {todo_s / 60:.1f} run-min, ≈ {todo_s / 60 / per:.0f} min at {per} jobs at a time "
               f"on {per} cores (run-minutes ÷ {per}: a lower bound).", ""]
     estimate = seconds_per_cell(spec, runs)
     grid_keys = _job_keys(spec, tier, spec.grid_plan(tier), "board")
     finals_s = sum(estimate(k[0], k[2], k[3]) or 0.0 for k in grid_keys)   # every cell moved: its final seeds again
+    cells = {(k[0], k[2], k[3]) for k in grid_keys}
     for stage, seeds in tuning.seeds.items():
         keys = _job_keys(spec, tier, spec.tuning_plan(tier, stage), "tuning")
         tune_s = sum(estimate(k[0], k[2], k[3]) or 0.0 for k in keys)
-        total_min = (tune_s + finals_s) / 60 / per
+        # every cell at an edge: one point beyond per tuning seed (an upper bound)
+        beyond_n = len(cells) * len(seeds) if tuning.extend_edges else 0
+        beyond_s = sum(estimate(*cell) or 0.0 for cell in cells) * len(seeds) if tuning.extend_edges else 0.0
+        total_min = (tune_s + beyond_s + finals_s) / 60 / per
         verdict = "within" if total_min <= tuning.budget_minutes else "over"
         lines.append(f"- The {stage} stage from scratch (tuning seed{'s' if len(seeds) > 1 else ''} "
-                     f"{', '.join(map(str, seeds))}): {len(keys)} tuning jobs ≈ {tune_s / 60:.0f} run-min, and at "
-                     f"most {len(grid_keys)} final jobs ≈ {finals_s / 60:.0f} run-min (every cell moved): ≈ "
+                     f"{', '.join(map(str, seeds))}): {len(keys)} tuning jobs ≈ {tune_s / 60:.0f} run-min, "
+                     + (f"at most {beyond_n} points beyond an edge ≈ {beyond_s / 60:.0f} run-min (every cell at an "
+                        "edge), " if tuning.extend_edges else "")
+                     + f"and at most {len(grid_keys)} final jobs ≈ {finals_s / 60:.0f} run-min (every cell moved): ≈ "
                      f"{total_min:.0f} min at {per} jobs at a time, {verdict} the {tuning.budget_minutes / 60:g}-hour "
                      f"budget{' (the stage `make compare` runs)' if stage == tuning.stage else ''}.")
     return lines + [""]

@@ -1,7 +1,9 @@
 """A comparison's tuning stage, read off its records (bench/papers/spec.py ``Tuning``).
 
 Per family, budget and arm: the setting (learning rate, and a searched arm's own hyperparameter) whose validation
-criterion, the family's metric averaged over the stage's tuning seeds, is best (``select``); the final stage that
+criterion, the family's metric averaged over the stage's tuning seeds, is best (``select``); where that choice sits at
+the stated grid's lowest or highest rate, one more point a ladder step beyond it (``extension_plan``), and the
+choice made again over the grid so extended (``choices_of``); the final stage that
 choice asks for (``final_plan``: only the arms whose choice is not the family's own setting, since there the final
 run is the one-rate grid's run); the runs each board reads (``board_runs``: the one-rate board's at the family's
 own setting, the tuned board's at the chosen one, never a tuning run and never a tuning seed); how ranks moved
@@ -124,10 +126,15 @@ class Choice:
     status: str                       # chosen | pending | failed
     setting: Setting | None = None
     edge: bool = False                # the chosen rate is the grid's lowest or highest: the best may lie beyond
+    extension: Setting | None = None  # the point one ladder step beyond the edge the stated grid's choice sat on
 
     @property
     def moved(self) -> bool:
         return self.status == "chosen" and not same(self.setting, self.shared)
+
+    @property
+    def chose_extension(self) -> bool:
+        return self.status == "chosen" and same(self.setting, self.extension)
 
     @property
     def criterion(self) -> float | None:
@@ -229,13 +236,86 @@ def grid_of(spec: Any, tier: str, stage: str | None = None) -> dict[str, Grid]:
     return _GRIDS[cache]
 
 
+def ladder_step(rate: float, up: bool) -> float:
+    """The next rate on the 1-3-10 half-decade ladder every grid is drawn on: 1e-2 → 3e-2 up, 3e-3 → 1e-3 down."""
+    exponent = math.floor(math.log10(rate) + 1e-9)
+    mantissa = rate / 10 ** exponent
+    if math.isclose(mantissa, 1.0, rel_tol=1e-6):
+        step = 3 * 10.0 ** exponent if up else 3 * 10.0 ** (exponent - 1)
+    elif math.isclose(mantissa, 3.0, rel_tol=1e-6):
+        step = 10.0 ** (exponent + 1) if up else 10.0 ** exponent
+    else:
+        raise UserError(f"trainer.learning_rate={rate!r} is not on the 1-3-10 ladder a tuning grid is drawn on; "
+                        "valid: 1eN or 3eN")
+    return float(f"{step:.12g}")
+
+
+def extension_points(spec: Any, chosen: dict[Cell, Choice]) -> dict[Cell, Setting]:
+    """Each cell whose choice on the stated grid sits at its lowest or highest rate: the one point a ladder step
+    beyond that edge (a searched key at its chosen value). One round only, so the stage's cost stays bounded."""
+    if not spec.tuning.extend_edges:
+        return {}
+    key = spec.tuning.rate_key
+    out = {}
+    for cell, choice in chosen.items():
+        if choice.status == "chosen" and choice.edge:
+            rates = sorted({dict(p.setting)[key] for p in choice.points})
+            rate = dict(choice.setting)[key]
+            beyond = ladder_step(rate, up=rate == rates[-1])
+            out[cell] = tuple((k, beyond if k == key else v) for k, v in choice.setting)
+    return out
+
+
+def _family_choices(spec: Any, family: Any, tier: str, runs: list, stage: str) -> tuple[dict, dict]:
+    """(the choices on the stated grid, the choices once every edge cell has its point beyond): a cell whose point
+    beyond has no record yet is pending in the second."""
+    grid = grid_of(spec, tier, stage)[family.key]
+    seeds = spec.tuning.seeds[stage]
+    own = lambda arm: shared_setting(spec, family, tier, arm)   # noqa: E731
+    mine = [r for r in runs if r.scale == tier]
+    stated = select(spec, family, mine, grid, seeds, own)
+    beyond = extension_points(spec, stated)
+    if not beyond:
+        return stated, stated
+    extended = {cell: sorted(points + ([beyond[cell]] if cell in beyond else []), key=lambda s: [v for _, v in s])
+                for cell, points in grid.items()}
+    chosen = select(spec, family, mine, extended, seeds, own)
+    for cell, setting in beyond.items():
+        chosen[cell].extension = setting
+    return stated, chosen
+
+
 def choices_of(spec: Any, tier: str, runs: list, stage: str | None = None) -> dict[str, dict[Cell, Choice]]:
-    """family key -> cell -> its choice, at the stage's tuning seeds."""
+    """family key -> cell -> its choice, at the stage's tuning seeds, over the stated grid and its points beyond."""
     stage = stage or spec.tuning.stage
-    grids = grid_of(spec, tier, stage)
-    return {family.key: select(spec, family, [r for r in runs if r.scale == tier], grids[family.key],
-                               spec.tuning.seeds[stage], lambda arm, f=family: shared_setting(spec, f, tier, arm))
-            for family in spec.families}
+    return {family.key: _family_choices(spec, family, tier, runs, stage)[1] for family in spec.families}
+
+
+def _grouped_plan(spec: Any, experiment: str, settings: dict[Cell, Setting], extra: tuple[str, ...]) -> list:
+    """One sweep per (budget, setting): the arms that share it, the reference arm with its own overrides."""
+    groups: dict[tuple, list[str]] = {}
+    for (arm, budget), setting in settings.items():
+        groups.setdefault((budget is None, budget or 0, key_of(setting)), []).append(arm)
+    plan = []
+    for (is_reference, budget, setting), arms in sorted(groups.items()):
+        values = tuple(f"{k}={v!r}" for k, v in setting)
+        fixed = (spec.reference_run + values if is_reference
+                 else (f"arm={','.join(arms)}", f"compare.budget={budget}", *values))
+        plan.append((experiment, fixed + extra))
+    return plan
+
+
+def extension_plan(spec: Any, tier: str, runs: list, stage: str | None = None) -> list[tuple[str, tuple[str, ...]]]:
+    """The extension step's sweeps: per family, each edge cell's point beyond, at the stage's tuning seeds, in the
+    family's tuning experiment (scored on its validation split like every grid point)."""
+    stage = stage or spec.tuning.stage
+    seeds = ("seed=" + ",".join(map(str, spec.tuning.seeds[stage])),)
+    plan = []
+    for family in spec.families:
+        stated, _ = _family_choices(spec, family, tier, runs, stage)
+        plan += _grouped_plan(spec, experiment_of(family, tier) + spec.tuning.suffix,
+                              extension_points(spec, stated), seeds)
+    return plan
 
 
 def final_plan(spec: Any, tier: str, runs: list) -> list[tuple[str, tuple[str, ...]]]:
@@ -244,15 +324,8 @@ def final_plan(spec: Any, tier: str, runs: list) -> list[tuple[str, tuple[str, .
     chosen = choices_of(spec, tier, runs)
     plan = []
     for family in spec.families:
-        groups: dict[tuple, list[str]] = {}
-        for (arm, budget), choice in chosen[family.key].items():
-            if choice.moved:
-                groups.setdefault((budget is None, budget or 0, key_of(choice.setting)), []).append(arm)
-        for (is_reference, budget, setting), arms in sorted(groups.items()):
-            values = tuple(f"{k}={v!r}" for k, v in setting)
-            fixed = (spec.reference_run + values if is_reference
-                     else (f"arm={','.join(arms)}", f"compare.budget={budget}", *values))
-            plan.append((experiment_of(family, tier) + spec.tuning.final_suffix, fixed))
+        moved = {cell: choice.setting for cell, choice in chosen[family.key].items() if choice.moved}
+        plan += _grouped_plan(spec, experiment_of(family, tier) + spec.tuning.final_suffix, moved, ())
     return plan
 
 
@@ -374,8 +447,8 @@ def seconds_per_cell(spec: Any, runs: list) -> Callable[[str, str, int | None], 
 
 
 def stage_costs(spec: Any, tier: str, runs: list, stage: str | None = None) -> dict[str, Any]:
-    """Per stage (the one-rate grid, the tuning stage, the final stage): jobs, done, run-seconds done and estimated
-    for the rest; the final stage's jobs are those the tuning records ask for plus, for each cell still tuning, its
+    """Per stage (the one-rate grid, the tuning stage, its extension beyond the edges, the final stage): jobs, done,
+    run-seconds done and estimated for the rest; the final stage's jobs are those the tuning records ask for plus, for each cell still tuning, its
     final seeds (as if every such cell moved: an upper bound)."""
     stage = stage or spec.tuning.stage
     estimate = seconds_per_cell(spec, runs)
@@ -388,6 +461,7 @@ def stage_costs(spec: Any, tier: str, runs: list, stage: str | None = None) -> d
     out: dict[str, Any] = {}
     grid_keys = _job_keys(spec, tier, spec.grid_plan(tier), "board")
     plans = (("grid", grid_keys), ("tuning", _job_keys(spec, tier, spec.tuning_plan(tier, stage), "tuning")),
+             ("extension", _job_keys(spec, tier, extension_plan(spec, tier, runs, stage), "tuning")),
              ("final", _job_keys(spec, tier, final_plan_at(spec, tier, runs, stage), "board")))
     for name, keys in plans:
         cost = StageCost(name, len(keys))

@@ -65,8 +65,9 @@ def stage_lines(spec: Any, options: LaunchOptions, runs_dir: Path) -> list[str]:
 
 def run_spec(spec: Any, options: LaunchOptions, label: str, runs_dir: Path | None = None) -> list[str]:
     """Run the spec's sweeps (finished runs are skipped); the titles of those that did not finish cleanly. A
-    comparison with a tuning stage runs in two steps: the one-rate grid and the tuning stage, then the final stage
-    its tuning records ask for (each moved arm's final seeds at its chosen setting)."""
+    comparison with a tuning stage runs in three steps: the one-rate grid and the tuning stage; the point a ladder
+    step beyond each grid edge the tuning chose; then the final stage its tuning records ask for (each moved arm's
+    final seeds at its chosen setting)."""
     runs_dir = runs_dir or runs_dir_of([])
     if getattr(spec, "tuning", None) is not None:
         check_seeds(spec, options)
@@ -74,10 +75,13 @@ def run_spec(spec: Any, options: LaunchOptions, label: str, runs_dir: Path | Non
             print(f"{label}: {line}", flush=True)
     failed = run_sweeps(label, sweeps_of(spec, options), runs_dir, options.env())
     if getattr(spec, "tuning", None) is not None and options.scale in spec.tuning.tiers:
-        finals = [Sweep(spec.sweep_title(exp, fixed, options.scale), exp, [*options.overrides(), *fixed])
-                  for exp, fixed in spec.final_plan(options.scale, current_runs(spec, runs_dir))]
-        print(f"{label}: final stage: {len(finals)} sweep(s) at the settings the tuning stage chose", flush=True)
-        failed += run_sweeps(f"{label} / final stage", finals, runs_dir, options.env())
+        stages = (("extension stage", spec.extension_plan, "one ladder step beyond the grid edges the tuning stage "
+                   "chose"), ("final stage", spec.final_plan, "at the settings the tuning stage chose"))
+        for stage, plan_of, what in stages:
+            sweeps = [Sweep(spec.sweep_title(exp, fixed, options.scale), exp, [*options.overrides(), *fixed])
+                      for exp, fixed in plan_of(options.scale, current_runs(spec, runs_dir))]
+            print(f"{label}: {stage}: {len(sweeps)} sweep(s) {what}", flush=True)
+            failed += run_sweeps(f"{label} / {stage}", sweeps, runs_dir, options.env())
     return failed
 
 
