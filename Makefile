@@ -16,7 +16,7 @@ PAPERS     ?=
 STAMP      := $(VENV)/.installed
 export PYTHON TORCH_SPEC SCALE LAUNCHER JOBS SEEDS PAPERS
 
-.PHONY: setup test smoke reproduce report compare perf demo wheel-check clean
+.PHONY: setup test check smoke reproduce report compare perf demo wheel-check clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,11 @@ $(STAMP): pyproject.toml
 # JOBS pytest-xdist workers, one thread each, a test file per worker (its module fixtures stay shared).
 test: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n "$$JOBS" --dist loadfile
+
+# The specs, their claims' registrations, and every committed record held to the run id the current configs give its
+# job (a record an edited config no longer names would sit beside the fresh run's): a few minutes, in CI.
+check: setup
+	$(BIN)/python -m bench.papers check
 
 # Every job of every paper-scale experiment (one seed / rank / grid point each; every model × task × method) on a
 # miniature of its model and the local data: proves the paper scale runs, on a CPU (bench/sweep/smoke.py). PAPERS= picks.

@@ -43,7 +43,8 @@ def test_the_makefile_reads_experiments_from_the_spec():
 def test_the_committed_records_are_the_runs_a_fresh_reproduction_launches():
     """A record whose run id the current configs no longer produce would sit beside the fresh run's record and
     double its cell's seeds (the comparison's records once did): each paper's and the comparison's records are
-    exactly their small-tier sweeps' runs."""
+    exactly their small-tier sweeps' runs, by count and each experiment's first and last run id here (composing every
+    job takes minutes: `make check`, which CI runs, holds every one)."""
     from bench.papers.__main__ import committed_record_problems
 
     assert committed_record_problems() == []
@@ -51,7 +52,7 @@ def test_the_committed_records_are_the_runs_a_fresh_reproduction_launches():
 
 def test_records_that_name_other_runs_are_named_in_one_line_each(tmp_path):
     from bench.papers.__main__ import RESULTS
-    from bench.sweep.sweeps import _experiment_of, record_mismatches
+    from bench.sweep.sweeps import _experiment_of, record_mismatches, run_id_of
 
     # two experiments and their records alone (a spec may plan experiments not run yet: those are named apart)
     sweeps = {e: jobs for e, jobs in load("cola").sweeps("small").items()
@@ -61,7 +62,14 @@ def test_records_that_name_other_runs_are_named_in_one_line_each(tmp_path):
     for path in (RESULTS / "cola" / "records").glob("*.json"):
         if _experiment_of(path) in sweeps:
             shutil.copy(path, records / path.name)
+    assert record_mismatches(records, sweeps) == [] == record_mismatches(records, sweeps, every_job=True)
+    # one arm's file changed: only that arm's run ids move, none of them an experiment's first or last job (the
+    # comparison's prefix records once did); the sampled check misses it, every_job (make check, in CI) names it
+    middle = run_id_of(sweeps["cola_chain_small"][len(sweeps["cola_chain_small"]) // 2])
+    (records / f"{middle}.json").rename(records / f"{middle[:-8]}00000000.json")
     assert record_mismatches(records, sweeps) == []
+    (stale,) = record_mismatches(records, sweeps, every_job=True)
+    assert f"no record {middle}.json" in stale, stale
     for i, path in enumerate(sorted(records.glob("*.json"))):  # a config default changed: every run id moves
         path.rename(path.with_name(f"{path.stem[:-8]}{i:08d}.json"))
     drifted = record_mismatches(records, sweeps)

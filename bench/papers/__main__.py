@@ -19,10 +19,11 @@ USAGE = ("usage: python -m bench.papers list | python -m bench.papers experiment
          "python -m bench.papers register PAPER [--reason TEXT] | python -m bench.papers check")
 
 
-def committed_record_problems(results: Path = RESULTS, tier: str = "small") -> list[str]:
+def committed_record_problems(results: Path = RESULTS, tier: str = "small", every_job: bool = False) -> list[str]:
     from ..sweep.sweeps import record_mismatches
 
-    return [line for spec in specs() for line in record_mismatches(results / spec.name / "records", spec.sweeps(tier))]
+    return [line for spec in specs()
+            for line in record_mismatches(results / spec.name / "records", spec.sweeps(tier), every_job)]
 
 
 def committed_unrun(results: Path = RESULTS, tier: str = "small") -> list[str]:
@@ -43,7 +44,7 @@ def main(argv: list[str]) -> None:
             from . import registry
 
             problems = [line for spec in specs("paper") for line in registry.problems(spec)]
-            problems += committed_record_problems()
+            problems += committed_record_problems(every_job=True)   # every run id: a stale arm is in the middle
             for line in committed_unrun():
                 print(line)
             for line in problems:

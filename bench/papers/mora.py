@@ -401,9 +401,12 @@ def table1_note(runs) -> str:
 
 
 def fig2_note(runs) -> str:
+    finished = {exp: sum(1 for run in runs if run.status == "ok" and run.result.get("experiment") == exp)
+                for exp in ("mora_fig2_small", "mora_fig2")}
     return ("Fig. 2 is mora_fig2 (paper scale: LoRA r 8-256 × §3's lr grid {1e-4, 2e-4, 3e-4}, each rank's best lr by "
             "its training loss) and mora_fig2_small (LoRA r 1, 2, 4, 8, 16 on mora_uuid_small's pairs, 3 seeds), both "
-            "α = 2r, with mora_uuid_fft's FFT runs; its figure and claims read nothing until those runs exist.")
+            "α = 2r, with mora_uuid_fft's FFT runs. Finished runs behind the figure and its claims: "
+            + ", ".join(f"{exp} {n}" for exp, n in finished.items()) + ".")
 
 
 def paper_scale_note(runs) -> str:

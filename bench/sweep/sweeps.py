@@ -67,9 +67,10 @@ def unrun_experiments(records_dir: Path, sweeps: dict[str, list[list[str]]]) -> 
     return [experiment for experiment in sweeps if counts[experiment] == 0]
 
 
-def record_mismatches(records_dir: Path, sweeps: dict[str, list[list[str]]]) -> list[str]:
-    """One line per experiment whose committed records are not its sweep's runs: a count that differs, or a first or
-    last job whose run id no record carries (the ids move together when a config default changes)."""
+def record_mismatches(records_dir: Path, sweeps: dict[str, list[list[str]]], every_job: bool = False) -> list[str]:
+    """One line per experiment whose committed records are not its sweep's runs: a count that differs, or a job whose
+    run id no record carries. ``every_job`` composes every job (minutes for the comparison); without it, the first
+    and the last (the ids move together when an experiment's default changes, not when one arm's file does)."""
     records = sorted(Path(records_dir).glob("*.json"))
     names = {r.stem for r in records}
     counts = Counter(_experiment_of(r) for r in records)
@@ -81,7 +82,7 @@ def record_mismatches(records_dir: Path, sweeps: dict[str, list[list[str]]]) -> 
             problems.append(f"{records_dir}: {counts[experiment]} records of {experiment}, its sweep has "
                             f"{len(jobs)} jobs")
             continue
-        for job in jobs[:1] + jobs[1:][-1:]:   # the first and the last
+        for job in (jobs if every_job else jobs[:1] + jobs[1:][-1:]):
             name = run_id_of(job)
             if name not in names:
                 problems.append(f"{records_dir}: no record {name}.json for the job {' '.join(job)} (the current "
