@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from bench.cli import preflight
+from bench.errors import UserError
 from bench.report.__main__ import main as report_main
 from tests.bench_helpers import FAST, REPO, cli_env, run_cli, run_dirs
 
@@ -67,7 +69,7 @@ def bad_inputs(tmp):
     ]
 
 
-def test_bad_inputs_give_one_line_exit_2_and_leave_results_untouched(tmp_path):
+def test_bad_inputs_give_one_line_exit_2_and_leave_results_untouched(tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     finished = runs / "finished-run"
     finished.mkdir(parents=True)
@@ -75,6 +77,24 @@ def test_bad_inputs_give_one_line_exit_2_and_leave_results_untouched(tmp_path):
     before = {p: p.read_bytes() for p in runs.rglob("*") if p.is_file()}
     cases = bad_inputs(tmp_path)
     assert len(cases) >= 25
+    # The command line's own checks (bench/cli.py preflight, before Hydra starts a run) see every case in this
+    # process: a process each costs seconds of imports. Every case they let through fails later, inside the run, and
+    # goes to a real process; so does every fourth case they refuse, so the exit code 2 and the single line are a
+    # process's own for both paths.
+    for key in ("LORABENCH_RUNS", "LORABENCH_DATA", "TQDM_DISABLE"):
+        monkeypatch.setenv(key, cli_env(runs)[key])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    refused_first, later = [], []
+    for overrides, words in cases:
+        try:
+            preflight([*overrides, "trainer.max_steps=2"])
+        except UserError as err:
+            assert "\n" not in str(err) and all(w in str(err) for w in words), (overrides, str(err))
+            refused_first.append((overrides, words))
+        else:
+            later.append((overrides, words))
+    assert len(refused_first) >= 10 and len(later) >= 10, (len(refused_first), len(later))
+    cases = later + refused_first[::4]
 
     def attempt(case):
         overrides, words = case
