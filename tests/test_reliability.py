@@ -15,7 +15,7 @@ import pytest
 from bench.cli import preflight
 from bench.errors import UserError
 from bench.report.__main__ import main as report_main
-from tests.bench_helpers import FAST, REPO, cli_env, run_cli, run_dirs
+from tests.bench_helpers import FAST, REPO, cli_env, run_cli, run_dirs, run_inprocess
 
 pytestmark = pytest.mark.slow
 
@@ -77,24 +77,29 @@ def test_bad_inputs_give_one_line_exit_2_and_leave_results_untouched(tmp_path, m
     before = {p: p.read_bytes() for p in runs.rglob("*") if p.is_file()}
     cases = bad_inputs(tmp_path)
     assert len(cases) >= 25
-    # The command line's own checks (bench/cli.py preflight, before Hydra starts a run) see every case in this
-    # process: a process each costs seconds of imports. Every case they let through fails later, inside the run, and
-    # goes to a real process; so does every fourth case they refuse, so the exit code 2 and the single line are a
-    # process's own for both paths.
+    # Every case runs in this process first (a process each costs seconds of imports): through the command line's own
+    # checks (bench/cli.py preflight, before Hydra starts a run), and where those let it through, through the run
+    # itself (bench/run/execute.py), which must refuse it with one UserError line. Every third case of either kind
+    # then runs as a real process, so the exit code 2 and the single line on stderr are a process's own on both paths.
     for key in ("LORABENCH_RUNS", "LORABENCH_DATA", "TQDM_DISABLE"):
         monkeypatch.setenv(key, cli_env(runs)[key])
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    refused_first, later = [], []
-    for overrides, words in cases:
+    refused_first, refused_in_run = [], []
+    for i, (overrides, words) in enumerate(cases):
+        argv = [*overrides, "trainer.max_steps=2"]
         try:
-            preflight([*overrides, "trainer.max_steps=2"])
+            preflight(argv)
         except UserError as err:
-            assert "\n" not in str(err) and all(w in str(err) for w in words), (overrides, str(err))
+            message = str(err)
             refused_first.append((overrides, words))
         else:
-            later.append((overrides, words))
-    assert len(refused_first) >= 10 and len(later) >= 10, (len(refused_first), len(later))
-    cases = later + refused_first[::4]
+            with pytest.raises(UserError) as caught:
+                run_inprocess(argv, tmp_path / f"in-process-{i}")
+            message = str(caught.value)
+            refused_in_run.append((overrides, words))
+        assert "\n" not in message and all(w in message for w in words), (overrides, message)
+    assert len(refused_first) >= 10 and len(refused_in_run) >= 10, (len(refused_first), len(refused_in_run))
+    cases = refused_in_run[::3] + refused_first[::3]
 
     def attempt(case):
         overrides, words = case
