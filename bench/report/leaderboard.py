@@ -5,6 +5,7 @@ average rank over families per budget with its bootstrap interval, Pareto plots,
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -273,11 +274,8 @@ def chosen_lines(spec: Any, views: Views) -> list[str]:
     for fam in spec.families:
         rates = sorted({dict(p)[spec.tuning.rate_key] for points in grids[fam.key].values() for p in points})
         own = dict(shared_setting(spec, fam, views.tier, spec.reference))[spec.tuning.rate_key]
-        beyond: dict[float, int] = {}
-        for choice in views.chosen[fam.key].values():
-            if choice.extension is not None:
-                rate = dict(choice.extension)[spec.tuning.rate_key]
-                beyond[rate] = beyond.get(rate, 0) + 1
+        beyond = Counter(dict(c.extension)[spec.tuning.rate_key] for c in views.chosen[fam.key].values()
+                         if c.extension is not None)
         lines.append(f"- {fam.key}: own rate {fmt_value(own)}; grid {', '.join(fmt_value(r) for r in rates)}"
                      + "".join(f"; {arm} also {key} ∈ {{{', '.join(fmt_value(v) for v in values)}}}"
                                for arm, (key, values) in spec.tuning.searched.items())
@@ -421,8 +419,9 @@ def compute_lines(spec: Any, runs: list, tier: str) -> list[str]:
         keys = _job_keys(spec, tier, spec.tuning_plan(tier, stage), "tuning")
         tune_s = sum(estimate(k[0], k[2], k[3]) or 0.0 for k in keys)
         # every cell at an edge: one point beyond per tuning seed (an upper bound)
-        beyond_n = len(cells) * len(seeds) if tuning.extend_edges else 0
-        beyond_s = sum(estimate(*cell) or 0.0 for cell in cells) * len(seeds) if tuning.extend_edges else 0.0
+        beyond_seeds = len(seeds) if tuning.extend_edges else 0
+        beyond_n = len(cells) * beyond_seeds
+        beyond_s = sum(estimate(*cell) or 0.0 for cell in cells) * beyond_seeds
         total_min = (tune_s + beyond_s + finals_s) / 60 / per
         verdict = "within" if total_min <= tuning.budget_minutes else "over"
         lines.append(f"- The {stage} stage from scratch (tuning seed{'s' if len(seeds) > 1 else ''} "

@@ -266,9 +266,9 @@ def extension_points(spec: Any, chosen: dict[Cell, Choice]) -> dict[Cell, Settin
     return out
 
 
-def _family_choices(spec: Any, family: Any, tier: str, runs: list, stage: str) -> tuple[dict, dict]:
-    """(the choices on the stated grid, the choices once every edge cell has its point beyond): a cell whose point
-    beyond has no record yet is pending in the second."""
+def _family_choices(spec: Any, family: Any, tier: str, runs: list, stage: str) -> dict[Cell, Choice]:
+    """The choices once every cell whose choice on the stated grid sits at an edge has its point beyond (the
+    choice's ``extension``): such a cell is pending until that point has a record."""
     grid = grid_of(spec, tier, stage)[family.key]
     seeds = spec.tuning.seeds[stage]
     own = lambda arm: shared_setting(spec, family, tier, arm)   # noqa: E731
@@ -276,19 +276,19 @@ def _family_choices(spec: Any, family: Any, tier: str, runs: list, stage: str) -
     stated = select(spec, family, mine, grid, seeds, own)
     beyond = extension_points(spec, stated)
     if not beyond:
-        return stated, stated
+        return stated
     extended = {cell: sorted(points + ([beyond[cell]] if cell in beyond else []), key=lambda s: [v for _, v in s])
                 for cell, points in grid.items()}
     chosen = select(spec, family, mine, extended, seeds, own)
     for cell, setting in beyond.items():
         chosen[cell].extension = setting
-    return stated, chosen
+    return chosen
 
 
 def choices_of(spec: Any, tier: str, runs: list, stage: str | None = None) -> dict[str, dict[Cell, Choice]]:
     """family key -> cell -> its choice, at the stage's tuning seeds, over the stated grid and its points beyond."""
     stage = stage or spec.tuning.stage
-    return {family.key: _family_choices(spec, family, tier, runs, stage)[1] for family in spec.families}
+    return {family.key: _family_choices(spec, family, tier, runs, stage) for family in spec.families}
 
 
 def _grouped_plan(spec: Any, experiment: str, settings: dict[Cell, Setting], extra: tuple[str, ...]) -> list:
@@ -310,11 +310,11 @@ def extension_plan(spec: Any, tier: str, runs: list, stage: str | None = None) -
     family's tuning experiment (scored on its validation split like every grid point)."""
     stage = stage or spec.tuning.stage
     seeds = ("seed=" + ",".join(map(str, spec.tuning.seeds[stage])),)
+    chosen = choices_of(spec, tier, runs, stage)
     plan = []
     for family in spec.families:
-        stated, _ = _family_choices(spec, family, tier, runs, stage)
-        plan += _grouped_plan(spec, experiment_of(family, tier) + spec.tuning.suffix,
-                              extension_points(spec, stated), seeds)
+        beyond = {cell: c.extension for cell, c in chosen[family.key].items() if c.extension is not None}
+        plan += _grouped_plan(spec, experiment_of(family, tier) + spec.tuning.suffix, beyond, seeds)
     return plan
 
 
@@ -448,8 +448,8 @@ def seconds_per_cell(spec: Any, runs: list) -> Callable[[str, str, int | None], 
 
 def stage_costs(spec: Any, tier: str, runs: list, stage: str | None = None) -> dict[str, Any]:
     """Per stage (the one-rate grid, the tuning stage, its extension beyond the edges, the final stage): jobs, done,
-    run-seconds done and estimated for the rest; the final stage's jobs are those the tuning records ask for plus, for each cell still tuning, its
-    final seeds (as if every such cell moved: an upper bound)."""
+    run-seconds done and estimated for the rest; the final stage's jobs are those the tuning records ask for plus,
+    for each cell still tuning, its final seeds (as if every such cell moved: an upper bound)."""
     stage = stage or spec.tuning.stage
     estimate = seconds_per_cell(spec, runs)
     done: dict[tuple, Any] = {}
