@@ -500,10 +500,14 @@ ARTEFACTS = (
              "small: held-out loss on the corpus for every method (GLUE at chance for the stand-in), SST-2 only for "
              "the density runs"),
     Artefact("Table 2", "not reproducible here", (),
-             "no experiment at any scale: the task-agnostic runs (LLaMA-7B per a secondary summary) need Yelp and "
-             "GYAFC (GYAFC is licensed through Yahoo's L6 corpus; no Yelp copy is pinned), the paper's training "
-             "format for non-parallel style transfer, its style classifier (ACC) and perplexity model (PPL), none "
-             "in any text read; its human-evaluation and StyIns rows (named by the audit issue) are not read either"),
+             "no experiment at any scale, for want of the protocol rather than the data: Yelp's sentiment-transfer "
+             "split (Li et al. 2018: non-parallel train/dev, test sentences with human rewrites) is public at a "
+             "pinnable GitHub commit (lijuncen/Sentiment-and-Style-Transfer), GYAFC only under Yahoo's L6 licence; "
+             "but what the task-agnostic runs (LLaMA-7B per a secondary summary) train on for non-parallel transfer, "
+             "the style classifier behind ACC, BLEU's references and the perplexity model behind PPL are in no text "
+             "read, nor any of the table's values, so an experiment here would test a protocol of ours against "
+             "nothing the paper states; its human-evaluation and StyIns rows (named by the audit issue) are not read "
+             "either"),
     Artefact("Table 3", "small + paper", ("salora_ablation", "salora_ablation_beta0", "salora_ablation_papersetting"),
              "small: held-out loss on the corpus in place of CoLA/STS-B/MRPC scores, SPS as the runs' density"),
     Artefact("Table 4", "small + paper", (),
